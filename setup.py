@@ -1,9 +1,11 @@
 """hand_mesh_ros: one ament_python package installing hand_mesh_core and hand_mesh_ros."""
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 PACKAGE = "hand_mesh_ros"
+os.chdir(os.path.dirname(os.path.abspath(__file__)))
 
 setup(
     name=PACKAGE,
@@ -17,7 +19,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")
          + glob("config/*.rviz")),
-    ],
+    ] + [(f"share/{PACKAGE}/{d}", glob(f"{d}/*.yaml"))
+         for d in sorted({os.path.dirname(p) for p in glob("config/*/*.yaml")})],
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24", "scipy>=1.10", "torch>=2.1", "kornia>=0.7", "pyyaml>=6",

@@ -2,9 +2,10 @@
 
 A crop is an axis-aligned window of the full image, resampled to ``(out_width, out_height)``.
 Pixel convention (OpenCV/ROS): the centre of pixel ``i`` is at ``i``, and it covers
-``[i - 0.5, i + 0.5)``. A window whose top-left *edge* is at ``(x0, y0)`` with side
+``[i - 0.5, i + 0.5)``. A window whose top-left *edge* is at ``(x0, y0)`` (in that same
+continuous coordinate: the window over whole pixels 0..3 has ``x0 = -0.5``) with side
 ``(width, height)`` in full-image px maps crop pixel ``j`` to the full-image coordinate
-``x0 + (j + 0.5) * width / out_width - 0.5``.
+``x0 + (j + 0.5) * width / out_width``.
 
 The crop of a pinhole camera is again a pinhole camera (:meth:`CropTransform.crop_K`), so
 ``(u, v)`` predicted in a crop maps back to full-image pixels and, with disparity, to metres.
@@ -28,7 +29,8 @@ class CropTransform:
     """Full image -> crop affine map (scale then translate, no rotation).
 
     Attributes:
-        x0, y0: top-left edge of the window in full-image px (may lie outside the image).
+        x0, y0: top-left edge of the window in full-image px, pixel-centre convention (may lie
+            outside the image).
         width, height: window size in full-image px, > 0.
         out_width, out_height: crop size in px, > 0.
     """
@@ -42,7 +44,8 @@ class CropTransform:
 
     def __post_init__(self) -> None:
         if not (self.width > 0 and self.height > 0):
-            raise ValueError(f"crop window must have positive size, got {self.width}x{self.height}")
+            raise ValueError(
+                f"crop window must have positive size, got {self.width}x{self.height}")
         if not (self.out_width > 0 and self.out_height > 0):
             raise ValueError(
                 f"crop output must have positive size, got {self.out_width}x{self.out_height}")
@@ -53,7 +56,7 @@ class CropTransform:
     def square(cls, center_u: float, center_v: float, side_px: float, out_size: int
                ) -> "CropTransform":
         """A square window of ``side_px`` centred on full-image pixel ``(center_u, center_v)``."""
-        return cls(center_u + 0.5 - side_px / 2, center_v + 0.5 - side_px / 2, side_px, side_px,
+        return cls(center_u - side_px / 2, center_v - side_px / 2, side_px, side_px,
                    out_size, out_size)
 
     @property
@@ -69,8 +72,8 @@ class CropTransform:
     def affine(self) -> np.ndarray:
         """(2, 3) matrix ``A`` with ``[u_c, v_c] = A @ [u, v, 1]`` (for ``cv2.warpAffine``)."""
         sx, sy = self.scale_x, self.scale_y
-        return np.array([[sx, 0.0, (0.5 - self.x0) * sx - 0.5],
-                         [0.0, sy, (0.5 - self.y0) * sy - 0.5]])
+        return np.array([[sx, 0.0, -self.x0 * sx - 0.5],
+                         [0.0, sy, -self.y0 * sy - 0.5]])
 
     def to_crop(self, uv: torch.Tensor) -> torch.Tensor:
         """Full-image pixels ``(..., 2)`` -> crop pixels ``(..., 2)``."""

@@ -25,7 +25,7 @@ def _split_K(K: torch.Tensor, ndim: int) -> tuple[torch.Tensor, ...]:
     if K.shape[-2:] != (3, 3):
         raise ValueError(f"K must have shape (3, 3) or (B, 3, 3), got {tuple(K.shape)}")
     # (..., 3, 3) -> entries shaped (..., 1) to broadcast over N.
-    extra = ndim - K.dim() + 1
+    extra = ndim - (K.dim() - 2)
     if extra < 0:
         raise ValueError(f"K has more batch dims ({K.dim() - 2}) than the points")
     k = K.reshape(K.shape[:-2] + (1,) * extra + (3, 3))
