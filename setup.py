@@ -44,6 +44,8 @@ setup(
     entry_points={
         "console_scripts": [
             "hand-mesh = hand_mesh_core.cli.main:main",
+            "stereo_node = hand_mesh_ros.stereo_node:main",
+            "recorder_node = hand_mesh_ros.recorder_node:main",
         ],
     },
 )

@@ -1,8 +1,8 @@
 """Triangle-mesh utilities: topology (edges, neighbours, Laplacian), normals, test primitives.
 
 Topology depends only on the faces, so it is computed once per distinct ``faces`` array and
-cached (:func:`mesh_topology`, keyed on the bytes of the faces). Geometry (normals) is torch,
-batched and differentiable.
+cached (:func:`mesh_topology`, an LRU cache keyed on the bytes of the faces). Geometry
+(normals) is torch, batched and differentiable.
 
 Conventions: faces are ``(F, 3)`` integer vertex indices, counter-clockwise when seen from
 outside, so the face normal ``(v1 - v0) x (v2 - v0)`` points outward. Vertices are ``(B, V, 3)``
@@ -11,7 +11,6 @@ outside, so the face normal ``(v1 - v0) x (v2 - v0)`` points outward. Vertices a
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -93,12 +92,12 @@ def _laplacian_cached(topo: MeshTopology, dtype: torch.dtype, device: str) -> to
     diag = torch.arange(v)
     idx = torch.cat([torch.stack([diag, diag]), torch.stack([rows, cols])], dim=1)
     val = torch.cat([(deg > 0).to(torch.float64), -inv[rows]])
-    return torch.sparse_coo_tensor(idx, val, (v, v)).coalesce().to(dtype=dtype, device=device)
+    mat = torch.sparse_coo_tensor(idx, val, (v, v), check_invariants=True)
+    return mat.coalesce().to(dtype=dtype, device=device)
 
 
 @functools.lru_cache(maxsize=_TOPOLOGY_CACHE_SIZE)
-def _topology_cached(key: bytes, shape: tuple[int, int], num_vertices: int,
-                     data: bytes) -> MeshTopology:
+def _topology_cached(shape: tuple[int, int], num_vertices: int, data: bytes) -> MeshTopology:
     faces = np.frombuffer(data, dtype=np.int64).reshape(shape)
     directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], axis=0)
     und = np.sort(directed, axis=1)
@@ -141,9 +140,7 @@ def mesh_topology(faces: np.ndarray | torch.Tensor,
     if num_vertices < needed:
         raise ValueError(f"num_vertices must be >= {needed} (largest face index + 1), "
                          f"got {num_vertices}")
-    data = arr.tobytes()
-    key = hashlib.blake2b(data, digest_size=16).digest()
-    return _topology_cached(key, tuple(arr.shape), int(num_vertices), data)
+    return _topology_cached(tuple(arr.shape), int(num_vertices), arr.tobytes())
 
 
 def unique_edges(faces: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -163,7 +160,7 @@ def vertex_neighbors(faces: np.ndarray | torch.Tensor,
 def uniform_laplacian(faces: np.ndarray | torch.Tensor, num_vertices: int | None = None,
                       dtype: torch.dtype = torch.float32,
                       device: torch.device | str | None = None) -> torch.Tensor:
-    """Sparse uniform Laplacian ``I - D^-1 A`` of shape (V, V); see :meth:`MeshTopology.laplacian`."""
+    """Sparse uniform Laplacian ``I - D^-1 A`` (V, V); see :meth:`MeshTopology.laplacian`."""
     return mesh_topology(faces, num_vertices).laplacian(dtype, device)
 
 

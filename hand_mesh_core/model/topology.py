@@ -1,6 +1,7 @@
 """What the network needs from the hand model: vertex count, faces, joint regressor, template."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,12 @@ class HandTopology:
 
     @classmethod
     def default(cls) -> "HandTopology":
-        """The topology of the default procedural hand model."""
-        from hand_mesh_core.hand.model import HandModel
+        """The topology of the default procedural hand model (built once, then cached)."""
+        return _default_topology()
 
-        return cls.from_hand_model(HandModel.procedural())
+
+@functools.lru_cache(maxsize=1)
+def _default_topology() -> HandTopology:
+    from hand_mesh_core.hand.model import HandModel
+
+    return HandTopology.from_hand_model(HandModel.procedural())

@@ -1,0 +1,158 @@
+"""Settings of the real-data readers, skin mask, hand ROI, stereo crops and augmentations.
+
+(The synthetic generator keeps its own settings in ``data/synth/``.)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hand_mesh_core.config.base import ConfigBase, ConfigError, setting
+
+__all__ = [
+    "StbConfig", "FreiHandConfig", "RosbagConfig", "SkinConfig", "RoiConfig",
+    "StereoCropConfig", "AugmentConfig", "STB_SPLITS",
+]
+
+#: Splits of :class:`StbConfig`: the paper's protocol (Chen et al. ICCV'21, after Zimmermann &
+#: Brox 2017) tests on B1Counting + B1Random and trains on B2-B6; "all" is every sequence.
+STB_SPLITS = ("train", "test", "all")
+
+
+@dataclass(frozen=True)
+class StbConfig(ConfigBase):
+    """STB (Stereo Hand Pose Tracking Benchmark) reader."""
+
+    split: str = setting("test", "which sequences: the paper's train/test protocol, or all",
+                         choices=STB_SPLITS)
+    camera_yaml: str = setting("", "StereoCamera preset YAML; empty = the official BB2Stereo "
+                               "parameters (hand_mesh_core.data.stb.STB_CAMERA)")
+    require_all_sequences: bool = setting(
+        False, "raise if a label file of the split is missing (else skip it)")
+
+
+@dataclass(frozen=True)
+class FreiHandConfig(ConfigBase):
+    """FreiHAND (monocular, right hands) reader."""
+
+    version: str = setting("gs", "image version: green screen or one of the 3 recolourings",
+                           choices=("gs", "hom", "sample", "auto"))
+    vertices: str = setting("fit", "vertex labels: none, the released MANO vertices "
+                            "(training_verts.json, MANO topology only), or the hand model "
+                            "fitted to the 21 joints", choices=("none", "mano", "fit"))
+    fit_iterations: int = setting(150, "Adam steps when fitting the hand model to the 21 "
+                                  "joints (150: ~1 mm on self-generated joints)", gt=0)
+    fit_lr: float = setting(0.03, "Adam learning rate of the fit", gt=0.0)
+    fit_pose_reg: float = setting(1e-6, "weight of the squared pose norm in the fit "
+                                  "(m^2 per rad^2)", ge=0.0)
+    cache_dir: str = setting("", "directory of the fitted-hand npz cache; empty = no cache")
+
+
+@dataclass(frozen=True)
+class RosbagConfig(ConfigBase):
+    """rosbag2 stereo reader: topics and stereo pairing."""
+
+    left_image_topic: str = setting("left/image_rect", "left rectified image (raw)")
+    right_image_topic: str = setting("right/image_rect", "right rectified image (raw)")
+    left_compressed_topic: str = setting("left/image_rect/compressed",
+                                         "left rectified image (compressed)")
+    right_compressed_topic: str = setting("right/image_rect/compressed",
+                                          "right rectified image (compressed)")
+    left_info_topic: str = setting("left/camera_info", "left CameraInfo")
+    right_info_topic: str = setting("right/camera_info", "right CameraInfo")
+    slop_s: float = setting(0.005, "largest stamp difference of a left/right pair", unit="s",
+                            ge=0.0)
+    use_header_stamp: bool = setting(True, "pair by header.stamp (else by bag record time)")
+
+
+@dataclass(frozen=True)
+class SkinConfig(ConfigBase):
+    """Skin-colour mask: YCrCb box, optional adaptive Gaussian refinement, morphology."""
+
+    cr_range: tuple[int, int] = setting((133, 173), "Cr range of skin (Chai & Ngan 1999)",
+                                        ge=0, le=255)
+    cb_range: tuple[int, int] = setting((77, 127), "Cb range of skin (Chai & Ngan 1999)",
+                                        ge=0, le=255)
+    y_min: int = setting(40, "darkest luma treated as skin (too dark = unreliable chroma)",
+                         ge=0, le=255)
+    adaptive: bool = setting(False, "refit a CrCb Gaussian on the cleaned box mask and "
+                             "threshold its Mahalanobis distance")
+    adaptive_within_box: bool = setting(True, "the adaptive model only tightens the box (never "
+                                        "adds pixels outside it)")
+    adaptive_max_mahalanobis: float = setting(2.5, "Mahalanobis radius of the adaptive model",
+                                              gt=0.0)
+    adaptive_min_pixels: int = setting(500, "fewest box pixels needed to fit the adaptive "
+                                       "model", unit="px", gt=0)
+    open_kernel_px: int = setting(5, "opening kernel (removes speckle)", unit="px", ge=1)
+    close_kernel_px: int = setting(5, "closing kernel (fills small gaps)", unit="px", ge=1)
+    min_area_px: int = setting(400, "smallest connected component kept", unit="px", ge=0)
+
+    def validate(self) -> None:
+        for name in ("cr_range", "cb_range"):
+            lo, hi = getattr(self, name)
+            if lo >= hi:
+                raise ConfigError(f"SkinConfig.{name} = {(lo, hi)}: low must be < high")
+
+
+@dataclass(frozen=True)
+class RoiConfig(ConfigBase):
+    """Hand ROI from skin blobs, stereo, size at depth, shape and a tracking prior."""
+
+    min_depth_m: float = setting(0.25, "nearest hand depth searched", unit="m", gt=0.0)
+    max_depth_m: float = setting(2.0, "farthest hand depth searched", unit="m", gt=0.0)
+    min_hand_size_m: float = setting(0.13, "smallest hand extent (blob long side, with some "
+                                     "wrist); adult hands are 15-22 cm", unit="m", gt=0.0)
+    max_hand_size_m: float = setting(0.28, "largest hand extent (hand + a bit of forearm)",
+                                     unit="m", gt=0.0)
+    size_tolerance_m: float = setting(0.05, "size score falls to 0 this far outside the range",
+                                      unit="m", gt=0.0)
+    max_candidates: int = setting(6, "largest left blobs that are scored", gt=0)
+    min_stereo_iou: float = setting(0.3, "least left/right blob IoU for a stereo match",
+                                    ge=0.0, le=1.0)
+    good_stereo_iou: float = setting(0.7, "stereo IoU that earns the full stereo score (the "
+                                     "score is weight_stereo * min(IoU / this, 1))", gt=0.0,
+                                     le=1.0)
+    finger_defect_frac: float = setting(0.08, "a convexity defect deeper than this fraction of "
+                                        "the blob's long side counts as a finger gap", gt=0.0)
+    weight_stereo: float = setting(3.0, "score weight of the stereo match", ge=0.0)
+    weight_size: float = setting(1.0, "score weight of the size-at-depth test", ge=0.0)
+    weight_fingers: float = setting(0.25, "score weight of the finger-gap count (weak: ragged "
+                                    "background blobs have deep defects too)", ge=0.0)
+    weight_prior: float = setting(2.0, "score weight of the overlap with a prior ROI", ge=0.0)
+    min_score: float = setting(1.5, "best candidate below this = no hand", ge=0.0)
+    default_depth_m: float = setting(0.6, "depth used for an external ROI whose stereo match "
+                                     "fails", unit="m", gt=0.0)
+    margin_frac: float = setting(0.15, "square ROI side = long side * (1 + 2 * margin)",
+                                 ge=0.0)
+
+    def validate(self) -> None:
+        if self.min_depth_m >= self.max_depth_m:
+            raise ConfigError(f"RoiConfig: min_depth_m ({self.min_depth_m}) must be < "
+                              f"max_depth_m ({self.max_depth_m})")
+        if self.min_hand_size_m >= self.max_hand_size_m:
+            raise ConfigError(f"RoiConfig: min_hand_size_m ({self.min_hand_size_m}) must be < "
+                              f"max_hand_size_m ({self.max_hand_size_m})")
+
+
+@dataclass(frozen=True)
+class StereoCropConfig(ConfigBase):
+    """Square stereo crops fed to the network."""
+
+    out_size_px: int = setting(256, "crop side after resizing", unit="px", gt=0)
+    min_side_px: float = setting(64.0, "smallest crop window side in the full image", unit="px",
+                                 gt=0.0)
+
+
+@dataclass(frozen=True)
+class AugmentConfig(ConfigBase):
+    """Photometric and geometric augmentations for pretraining."""
+
+    brightness: float = setting(0.3, "brightness factor drawn in [1 - b, 1 + b]", ge=0.0, lt=1.0)
+    contrast: float = setting(0.3, "contrast factor drawn in [1 - c, 1 + c]", ge=0.0, lt=1.0)
+    saturation: float = setting(0.3, "saturation factor drawn in [1 - s, 1 + s]", ge=0.0,
+                                lt=1.0)
+    hue_deg: float = setting(10.0, "hue shift drawn in [-h, h]", unit="deg", ge=0.0, le=180.0)
+    blur_prob: float = setting(0.3, "probability of a Gaussian blur", ge=0.0, le=1.0)
+    blur_sigma_px: tuple[float, float] = setting((0.5, 1.5), "blur sigma range", unit="px",
+                                                 gt=0.0)
+    rotation_deg: float = setting(30.0, "in-plane rotation drawn in [-r, r] (monocular only)",
+                                  unit="deg", ge=0.0, le=180.0)

@@ -1,0 +1,503 @@
+"""The synthetic stereo generator: a posed hand (plus distractors) ray-traced into a rectified
+pair with exact labels.
+
+One sample ``i`` of a run with seed ``s`` draws everything from its own generator seeded by
+``SeedSequence([s, i])``, so a sample does not depend on the other samples or on the number of
+worker processes.
+
+Per sample: handedness, pose (family mixture), shape, orientation and position (the hand must
+lie inside both images), optional forearm, lights, skin, background plane, sensor. Each view
+casts one ray per pixel (open3d ``RaycastingScene``) against the hand and the forearm; rays that
+miss hit the background plane. Hit points are textured with a solid skin texture attached to the
+rest-pose surface, shaded (wrapped Lambert + Blinn-Phong + ambient) with shadow rays towards each
+light, and passed through the sensor model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hand_mesh_core.data.synth import raycast
+from hand_mesh_core.data.synth.backgrounds import BackgroundPlane, make_background
+from hand_mesh_core.data.synth.config import DomainConfig
+from hand_mesh_core.data.synth.meshes import forearm_mesh, vertex_normals, wrist_section
+from hand_mesh_core.data.synth.poses import sample_pose
+from hand_mesh_core.data.synth.sensor import apply_sensor, sample_sensor
+from hand_mesh_core.data.synth.shading import (HandFrame, LightingParams, SkinParams,
+                                               nearest_bone, sample_lighting, sample_skin, shade,
+                                               skin_albedo)
+from hand_mesh_core.data.synth.textures import smoothstep
+from hand_mesh_core.data.types import HANDEDNESS_CHOICES, StereoSample
+from hand_mesh_core.geometry.camera import StereoCamera
+
+__all__ = ["GENERATOR_VERSION", "MASK_HAND", "MASK_FOREARM", "MASK_BACKGROUND", "HandRig",
+           "SynthSample", "SynthGenerator", "sample_seed_sequence"]
+
+#: Bumped whenever the same (domain, seed, index) would render differently.
+GENERATOR_VERSION = "1.0.0"
+#: Label values of the mask images (PNG, uint8).
+MASK_BACKGROUND = 0
+MASK_FOREARM = 128
+MASK_HAND = 255
+#: Geometry ids of the ray-casting scene.
+GEOM_HAND, GEOM_FOREARM = 0, 1
+#: Shape coefficients are drawn from N(0, shape_std) and clipped to this many std units.
+SHAPE_CLIP = 2.5
+#: Wrist flexion/extension and radial/ulnar deviation of the forearm, radians (a relaxed
+#: range; Ryu et al., J. Hand Surg. 16A(3), 1991 report ~ +-60 deg flexion, ~ 20-30 deg deviation).
+FOREARM_FLEXION_RAD = (-0.5, 0.5)
+FOREARM_DEVIATION_RAD = (-0.3, 0.3)
+#: Width of the sleeve edge, metres, and the amplitude of its waviness.
+SLEEVE_EDGE_M = 0.002
+SLEEVE_WOBBLE_M = 0.008
+#: Spatial frequency of the sleeve edge's waviness, 1/m.
+SLEEVE_WOBBLE_FREQ_PER_M = 60.0
+#: Points closer than this to the camera plane make the projected box the whole image, m.
+MIN_BBOX_DEPTH_M = 1e-3
+#: |light . plane normal| below this: the light grazes the plane, no shadow is cast on it.
+PARALLEL_EPS = 1e-6
+#: Added to norms before dividing.
+NORMAL_EPS = 1e-12
+#: Outer placement attempts (each with a new orientation) before giving up.
+MAX_ORIENTATION_TRIES = 20
+
+
+def sample_seed_sequence(seed: int, index: int) -> np.random.SeedSequence:
+    """The seed sequence of sample ``index`` of a run with ``seed`` (both >= 0)."""
+    if seed < 0 or index < 0:
+        raise ValueError(f"seed and index must be >= 0, got {seed} and {index}")
+    return np.random.SeedSequence([int(seed), int(index)])
+
+
+def _rotvec_to_matrix(rv: np.ndarray) -> np.ndarray:
+    theta = float(np.linalg.norm(rv))
+    if theta < 1e-12:
+        return np.eye(3)
+    k = rv / theta
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * kx @ kx
+
+
+def _matrix_to_rotvec(r: np.ndarray) -> np.ndarray:
+    cos = np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)
+    theta = np.arccos(cos)
+    if theta < 1e-9:
+        return np.zeros(3)
+    if np.pi - theta < 1e-6:
+        # axis from the largest diagonal entry of (R + I) / 2
+        m = (r + np.eye(3)) / 2.0
+        k = int(np.argmax(np.diag(m)))
+        axis = m[:, k] / np.sqrt(m[k, k])
+        return axis * theta
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    axis = axis / (2 * np.sin(theta))
+    return axis * theta
+
+
+class HandRig:
+    """Numpy front end of the hand model (``hand_mesh_core.hand``), one hand at a time.
+
+    Args:
+        model: a ``HandModel``; default ``HandModel.procedural()``.
+    """
+
+    def __init__(self, model: Any = None) -> None:
+        if model is None:
+            from hand_mesh_core.hand.model import HandModel
+            model = HandModel.procedural()
+        self.model = model
+        self._rest: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._bones: dict[str, np.ndarray] = {}
+
+    @property
+    def num_shape(self) -> int:
+        """Length of the shape vector."""
+        return int(getattr(self.model, "num_shape"))
+
+    def faces(self, handedness: str) -> np.ndarray:
+        """(F, 3) int64 faces, counter-clockwise seen from outside, for ``handedness``."""
+        f = self.model.faces_for(handedness)
+        return np.asarray(f.detach().cpu().numpy() if isinstance(f, torch.Tensor) else f,
+                          np.int64)
+
+    @torch.no_grad()
+    def forward(self, pose: np.ndarray, shape: np.ndarray, global_orient: np.ndarray,
+                handedness: str) -> tuple[np.ndarray, np.ndarray]:
+        """Posed vertices (V, 3) and joints (21, 3), float64, metres, no translation."""
+        out = self.model(pose=torch.as_tensor(pose, dtype=torch.float32)[None],
+                         shape=torch.as_tensor(shape, dtype=torch.float32)[None],
+                         global_orient=torch.as_tensor(global_orient, dtype=torch.float32)[None],
+                         transl=torch.zeros(1, 3), handedness=handedness)
+        return (out.vertices[0].double().numpy(), out.joints[0].double().numpy())
+
+    def rest(self, handedness: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Texture coordinates: rest vertices (V, 3), rest normals (V, 3), rest joints (21, 3)
+        of the mean shape in the flat pose (cached per handedness)."""
+        if handedness not in self._rest:
+            v, j = self.forward(np.zeros((15, 3)), np.zeros(self.num_shape), np.zeros(3),
+                                handedness)
+            self._rest[handedness] = (v, vertex_normals(v, self.faces(handedness)), j)
+        return self._rest[handedness]
+
+    def vertex_bones(self, handedness: str) -> np.ndarray:
+        """(V,) index into ``BONES`` of the bone nearest to each rest vertex (cached)."""
+        if handedness not in self._bones:
+            v, _, j = self.rest(handedness)
+            self._bones[handedness] = nearest_bone(v, j)
+        return self._bones[handedness]
+
+
+@dataclass
+class SynthSample:
+    """One rendered stereo pair with every label.
+
+    Attributes:
+        index: sample index in its run.
+        left, right: (H, W, 3) uint8 RGB.
+        mask_left, mask_right: (H, W) uint8 labels: MASK_HAND, MASK_FOREARM, MASK_BACKGROUND.
+        depth_left, depth_right: (H, W) float32 z in metres of whatever each pixel sees (hand,
+            forearm or background), 0 where nothing.
+        disparity_left: (H, W) float32 ``fx * B / depth_left`` px, 0 where depth is 0.
+        joints_m: (21, 3) float32, left optical frame, canonical order.
+        vertices_m: (V, 3) float32, left optical frame.
+        camera: the stereo camera.
+        handedness: "left" or "right".
+        pose: (15, 3) float32 axis-angle of the articulated joints (hand-model convention).
+        shape: (S,) float32 shape coefficients.
+        global_orient: (3,) float32 axis-angle, hand frame -> left optical frame.
+        transl: (3,) float32 translation added to the model output (``transl`` argument of the
+            hand model), metres.
+        info: per-sample scene parameters (pose family, background kind, lights, forearm...).
+    """
+
+    index: int
+    left: np.ndarray
+    right: np.ndarray
+    mask_left: np.ndarray
+    mask_right: np.ndarray
+    depth_left: np.ndarray
+    depth_right: np.ndarray
+    disparity_left: np.ndarray
+    joints_m: np.ndarray
+    vertices_m: np.ndarray
+    camera: StereoCamera
+    handedness: str
+    pose: np.ndarray
+    shape: np.ndarray
+    global_orient: np.ndarray
+    transl: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def to_stereo_sample(self, source: str = "synth") -> StereoSample:
+        """The sample as the library-wide :class:`StereoSample` (masks: hand only)."""
+        return StereoSample(left=self.left, right=self.right, camera=self.camera,
+                            handedness=self.handedness, joints_m=self.joints_m,
+                            vertices_m=self.vertices_m, mask_left=self.mask_left == MASK_HAND,
+                            mask_right=self.mask_right == MASK_HAND,
+                            source=f"{source}/{self.index}")
+
+
+@dataclass
+class _Geometry:
+    """Posed meshes of one sample and their texture coordinates."""
+
+    vertices: list[np.ndarray]
+    faces: list[np.ndarray]
+    normals: list[np.ndarray]
+    rest_vertices: list[np.ndarray]
+    rest_normals: list[np.ndarray]
+    forearm_axial: np.ndarray | None
+    sleeve_start_m: float
+    hand_bones: np.ndarray
+
+
+def _uniform_cap_direction(rng: np.random.Generator, max_angle_rad: float) -> tuple[float, float]:
+    # Uniform on the spherical cap: cos(theta) uniform in [cos(max), 1].
+    cos_t = rng.uniform(np.cos(max_angle_rad), 1.0)
+    return float(np.arccos(cos_t)), float(rng.uniform(0.0, 2.0 * np.pi))
+
+
+class SynthGenerator:
+    """Renders samples of one domain.
+
+    Args:
+        domain: the domain preset.
+        rig: hand model front end (default: the procedural hand model).
+        nthreads: open3d ray-casting threads (0 = all cores; 1 inside worker processes).
+    """
+
+    def __init__(self, domain: DomainConfig, rig: HandRig | None = None, nthreads: int = 0
+                 ) -> None:
+        if not isinstance(domain, DomainConfig):
+            raise TypeError(f"domain must be a DomainConfig, got {type(domain).__name__}")
+        if nthreads < 0:
+            raise ValueError(f"nthreads must be >= 0, got {nthreads}")
+        self.domain = domain
+        self.rig = rig if rig is not None else HandRig()
+        self.nthreads = nthreads
+        self.camera = domain.camera
+        self._rays = {v: raycast.view_rays(self.camera, v) for v in raycast.VIEWS}
+
+    # ------------------------------------------------------------------ sampling
+    def _orientation(self, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.domain.placement
+        # Canonical hand frame (fingers +y, palm +z) -> camera: fingers up (-y), palm to camera.
+        base = np.diag([1.0, -1.0, -1.0])
+        roll = np.deg2rad(rng.uniform(*cfg.roll_deg))
+        r_roll = _rotvec_to_matrix(np.array([0.0, 0.0, roll]))
+        theta, phi = _uniform_cap_direction(rng, np.deg2rad(cfg.view_angle_deg))
+        r_tilt = _rotvec_to_matrix(theta * np.array([np.cos(phi), np.sin(phi), 0.0]))
+        return r_tilt @ r_roll @ base
+
+    def _fits(self, vertices: np.ndarray) -> bool:
+        cam, cfg = self.camera, self.domain.placement
+        if np.any(vertices[:, 2] <= 0):
+            return False
+        u = cam.fx * vertices[:, 0] / vertices[:, 2] + cam.cx
+        v = cam.fy * vertices[:, 1] / vertices[:, 2] + cam.cy
+        ur = u - cam.fx_baseline / vertices[:, 2]
+        m = cfg.margin_px
+        inside = (u.min() >= m - 0.5 and u.max() <= cam.width - 0.5 - m
+                  and ur.min() >= m - 0.5 and ur.max() <= cam.width - 0.5 - m
+                  and v.min() >= m - 0.5 and v.max() <= cam.height - 0.5 - m)
+        if not inside:
+            return False
+        if cfg.max_bbox_px > 0 and max(u.max() - u.min(), v.max() - v.min()) > cfg.max_bbox_px:
+            return False
+        return True
+
+    def _place(self, rng: np.random.Generator, pose: np.ndarray, shape: np.ndarray,
+               handedness: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        cfg, cam = self.domain.placement, self.camera
+        for _ in range(MAX_ORIENTATION_TRIES):
+            rot = self._orientation(rng)
+            orient = _matrix_to_rotvec(rot)
+            verts, joints = self.rig.forward(pose, shape, orient, handedness)
+            centre = joints.mean(0)
+            for k in range(cfg.max_tries):
+                frac = cfg.center_frac * (1.0 - k / cfg.max_tries)
+                z = rng.uniform(*cfg.depth_m)
+                u = cam.cx + (rng.uniform() - 0.5) * frac * cam.width
+                v = cam.cy + (rng.uniform() - 0.5) * frac * cam.height
+                # Aim the centre so that it lands half-way between the two views' positions.
+                target = np.array([(u - cam.cx) / cam.fx * z + cam.baseline_m / 2,
+                                   (v - cam.cy) / cam.fy * z, z])
+                transl = target - centre
+                if self._fits(verts + transl):
+                    return orient, transl, verts + transl, joints + transl
+        raise RuntimeError(
+            f"could not place the hand inside both {cam.width}x{cam.height} images in "
+            f"{MAX_ORIENTATION_TRIES * cfg.max_tries} tries: widen placement.depth_m "
+            f"{list(cfg.depth_m)} or relax max_bbox_px / margin_px")
+
+    def _geometry(self, rng: np.random.Generator, pose: np.ndarray, shape: np.ndarray,
+                  orient: np.ndarray, transl: np.ndarray, verts: np.ndarray,
+                  handedness: str, info: dict) -> _Geometry:
+        faces = self.rig.faces(handedness)
+        rest_v, rest_n, _ = self.rig.rest(handedness)
+        geo = _Geometry([verts], [faces], [vertex_normals(verts, faces)], [rest_v], [rest_n],
+                        None, np.inf, self.rig.vertex_bones(handedness))
+        dcfg = self.domain.distractors
+        info["forearm"] = bool(rng.uniform() < dcfg.forearm_prob)
+        if info["forearm"]:
+            canon, _ = self.rig.forward(pose, shape, np.zeros(3), handedness)
+            section = wrist_section(canon)
+            length = rng.uniform(*dcfg.forearm_length_m)
+            fv, ff = forearm_mesh(section, length, rng.uniform(*dcfg.forearm_taper),
+                                  rng.uniform(*FOREARM_FLEXION_RAD),
+                                  rng.uniform(*FOREARM_DEVIATION_RAD))
+            rot = _rotvec_to_matrix(orient)
+            posed = fv @ rot.T + transl
+            geo.vertices.append(posed)
+            geo.faces.append(ff)
+            geo.normals.append(vertex_normals(posed, ff))
+            geo.rest_vertices.append(fv.astype(np.float64))
+            geo.rest_normals.append(vertex_normals(fv, ff))
+            geo.forearm_axial = -fv[:, 1].astype(np.float64)  # distance from the wrist, m
+            if rng.uniform() < dcfg.sleeve_prob:
+                geo.sleeve_start_m = rng.uniform(*dcfg.sleeve_start_m)
+            info["sleeve_start_m"] = float(geo.sleeve_start_m)
+        return geo
+
+    # ------------------------------------------------------------------ rendering
+    def _bbox(self, view: str, points: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Pixel box (u0, v0, u1, v1), end-exclusive, holding the projection of ``points`` in
+        ``view`` (None if empty); the whole image if a point is at or behind the camera."""
+        cam = self.camera
+        h, w = cam.height, cam.width
+        if np.any(points[:, 2] <= MIN_BBOX_DEPTH_M):
+            return 0, 0, w, h
+        x = points[:, 0] - raycast.camera_center(cam, view)[0]
+        u = cam.fx * x / points[:, 2] + cam.cx
+        v = cam.fy * points[:, 1] / points[:, 2] + cam.cy
+        u0 = int(np.clip(np.floor(u.min()) - 1, 0, w))
+        u1 = int(np.clip(np.ceil(u.max()) + 2, 0, w))
+        v0 = int(np.clip(np.floor(v.min()) - 1, 0, h))
+        v1 = int(np.clip(np.ceil(v.max()) + 2, 0, h))
+        if u0 >= u1 or v0 >= v1:
+            return None
+        return u0, v0, u1, v1
+
+    def _shadow_points(self, geo: _Geometry, plane: BackgroundPlane, direction: np.ndarray
+                       ) -> np.ndarray | None:
+        """The scene's vertices moved along ``direction`` onto the plane (their shadow), or
+        None if the light is parallel to the plane."""
+        pts = np.concatenate(geo.vertices)
+        denom = float(direction @ plane.normal)
+        if abs(denom) < PARALLEL_EPS:
+            return None
+        t = (plane.offset - pts @ plane.normal) / denom
+        return pts + t[:, None] * direction[None]
+
+    def _render_view(self, view: str, scene: Any, geo: _Geometry, frame: HandFrame,
+                     skin: SkinParams, lighting: LightingParams, plane: BackgroundPlane
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Linear radiance (H, W, 3), depth (H, W), mask (H, W) of one view."""
+        h, w = self.camera.height, self.camera.width
+        origin, dirs = self._rays[view]
+        origin64 = origin.astype(np.float64)
+        # Background everywhere first (analytic plane), then the meshes inside their box.
+        depth = plane.intersect(origin64, dirs)
+        finite = np.isfinite(depth)
+        points = origin[None, None] + np.where(finite, depth, 0.0)[..., None] * dirs
+        radiance = plane.albedo(points)
+        irradiance = np.full((h, w, 3), 1.0, np.float32)
+        if plane.lit:
+            irradiance[:] = lighting.ambient
+            for light in lighting.lights:
+                ndl = max(0.0, float(plane.normal @ light.direction))
+                if ndl == 0.0:
+                    continue
+                lit = np.ones((h, w), np.float32)
+                shadow = self._shadow_points(geo, plane, light.direction)
+                box = None if shadow is None or not lighting.cast_shadows \
+                    else self._bbox(view, shadow)
+                if box is not None:
+                    u0, v0, u1, v1 = box
+                    pts = points[v0:v1, u0:u1].reshape(-1, 3)
+                    nrm = np.broadcast_to(plane.normal.astype(np.float32), pts.shape)
+                    blocked = raycast.occluded(scene, pts, nrm, light.direction, self.nthreads)
+                    lit[v0:v1, u0:u1] = np.where(blocked, 1.0 - lighting.shadow_strength,
+                                                 1.0).reshape(v1 - v0, u1 - u0)
+                irradiance += (ndl * lit)[..., None] * light.rgb[None, None]
+        radiance = radiance * irradiance
+        mask = np.full((h, w), MASK_BACKGROUND, np.uint8)
+        box = self._bbox(view, np.concatenate(geo.vertices))
+        if box is not None:
+            u0, v0, u1, v1 = box
+            sub = np.ascontiguousarray(dirs[v0:v1, u0:u1]).reshape(-1, 3)
+            hits = raycast.cast(scene, origin, sub, self.nthreads)
+            bw = u1 - u0
+            rad_box = radiance[v0:v1, u0:u1].reshape(-1, 3)
+            depth_box = depth[v0:v1, u0:u1].reshape(-1)
+            mask_box = mask[v0:v1, u0:u1].reshape(-1)
+            for gid in range(len(geo.vertices)):
+                sel = np.nonzero(hits.geometry == gid)[0]
+                if len(sel) == 0:
+                    continue
+                mask_box[sel] = MASK_HAND if gid == GEOM_HAND else MASK_FOREARM
+                depth_box[sel] = hits.t[sel]
+                rad_box[sel] = self._shade_mesh(gid, hits, sel, sub, origin64, scene, geo,
+                                                frame, skin, lighting)
+            radiance[v0:v1, u0:u1] = rad_box.reshape(v1 - v0, bw, 3)
+            depth[v0:v1, u0:u1] = depth_box.reshape(v1 - v0, bw)
+            mask[v0:v1, u0:u1] = mask_box.reshape(v1 - v0, bw)
+        depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
+        return radiance, depth, mask
+
+    def _shade_mesh(self, gid: int, hits: raycast.Hits, sel: np.ndarray, dirs: np.ndarray,
+                    origin: np.ndarray, scene: Any, geo: _Geometry, frame: HandFrame,
+                    skin: SkinParams, lighting: LightingParams) -> np.ndarray:
+        """Radiance (len(sel), 3) of the rays ``sel`` that hit mesh ``gid``."""
+        tri = geo.faces[gid][hits.triangle[sel]]
+        bary = hits.bary[sel][..., None].astype(np.float64)
+        points = origin[None] + hits.t[sel, None].astype(np.float64) * dirs[sel]
+        normals = (geo.normals[gid][tri] * bary).sum(1)
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True) + NORMAL_EPS
+        rest_p = (geo.rest_vertices[gid][tri] * bary).sum(1)
+        rest_n = (geo.rest_normals[gid][tri] * bary).sum(1)
+        rest_n /= np.linalg.norm(rest_n, axis=1, keepdims=True) + NORMAL_EPS
+        sleeve = None
+        if gid == GEOM_FOREARM and np.isfinite(geo.sleeve_start_m):
+            axial = (geo.forearm_axial[tri] * bary[..., 0]).sum(1)
+            wobble = SLEEVE_WOBBLE_M * skin.noise.octave(rest_p, SLEEVE_WOBBLE_FREQ_PER_M, 3)
+            sleeve = smoothstep(geo.sleeve_start_m, geo.sleeve_start_m + SLEEVE_EDGE_M,
+                                axial + wobble)
+        bones = None
+        if gid == GEOM_HAND:
+            nearest = tri[np.arange(len(tri)), hits.bary[sel].argmax(1)]
+            bones = geo.hand_bones[nearest]
+        albedo, spec = skin_albedo(rest_p, rest_n, skin, frame if gid == GEOM_HAND else None,
+                                   sleeve, bones)
+        to_cam = origin[None] - points
+        to_cam /= np.linalg.norm(to_cam, axis=1, keepdims=True)
+        # two-sided: make normals face the camera before offsetting the shadow rays
+        normals = np.where((normals * to_cam).sum(1, keepdims=True) < 0, -normals, normals)
+        vis = self._visibility(scene, points, normals, lighting)
+        return shade(albedo, normals, to_cam, lighting, vis, spec)
+
+    def _visibility(self, scene: Any, points: np.ndarray, normals: np.ndarray,
+                    lighting: LightingParams) -> np.ndarray:
+        vis = np.ones((len(points), len(lighting.lights)), np.float32)
+        if not lighting.cast_shadows:
+            return vis
+        for k, light in enumerate(lighting.lights):
+            facing = (normals @ light.direction) > 0
+            idx = np.nonzero(facing)[0]
+            blocked = raycast.occluded(scene, points[idx], normals[idx], light.direction,
+                                       self.nthreads)
+            vis[idx[blocked], k] = 1.0 - lighting.shadow_strength
+        return vis
+
+    # ------------------------------------------------------------------ public
+    def generate(self, index: int, seed: int) -> SynthSample:
+        """Render sample ``index`` of the run with ``seed`` (deterministic).
+
+        Raises:
+            ValueError: negative ``index`` or ``seed``.
+            RuntimeError: the placement settings cannot fit the hand in the images.
+        """
+        ss = sample_seed_sequence(seed, index)
+        scene_ss, noise_l, noise_r = ss.spawn(3)
+        rng = np.random.default_rng(scene_ss)
+        d = self.domain
+        info: dict[str, Any] = {}
+        handedness = HANDEDNESS_CHOICES[0] if rng.uniform() < d.placement.left_hand_prob \
+            else HANDEDNESS_CHOICES[1]
+        pose, family = sample_pose(rng, d.pose)
+        info["pose_family"] = family
+        shape = np.clip(rng.normal(size=self.rig.num_shape) * d.pose.shape_std,
+                        -SHAPE_CLIP * max(d.pose.shape_std, 1e-9),
+                        SHAPE_CLIP * max(d.pose.shape_std, 1e-9))
+        orient, transl, verts, joints = self._place(rng, pose, shape, handedness)
+        geo = self._geometry(rng, pose, shape, orient, transl, verts, handedness, info)
+        lighting = sample_lighting(rng, d.lighting)
+        skin = sample_skin(rng, d.skin)
+        _, _, rest_j = self.rig.rest(handedness)
+        frame = HandFrame.from_joints(rest_j, handedness)
+        plane = make_background(rng, d.background, d.distractors, self.camera, joints.mean(0),
+                                np.asarray(d.skin.tones_rgb, np.float32))
+        info["background"] = plane.kind
+        info["lights"] = [lt.direction.tolist() for lt in lighting.lights]
+        sensor = sample_sensor(rng, d.sensor)
+        scene = raycast.build_scene(list(zip(geo.vertices, geo.faces)))
+        images, depths, masks = [], [], []
+        for k, (view, nrng) in enumerate(zip(raycast.VIEWS, (noise_l, noise_r))):
+            radiance, depth, mask = self._render_view(view, scene, geo, frame, skin, lighting,
+                                                      plane)
+            images.append(apply_sensor(radiance, sensor, k, np.random.default_rng(nrng)))
+            depths.append(depth)
+            masks.append(mask)
+        disparity = np.where(depths[0] > 0, self.camera.fx_baseline
+                             / np.where(depths[0] > 0, depths[0], 1.0), 0.0).astype(np.float32)
+        return SynthSample(index=index, left=images[0], right=images[1], mask_left=masks[0],
+                           mask_right=masks[1], depth_left=depths[0], depth_right=depths[1],
+                           disparity_left=disparity, joints_m=joints.astype(np.float32),
+                           vertices_m=verts.astype(np.float32), camera=self.camera,
+                           handedness=handedness, pose=pose.astype(np.float32),
+                           shape=shape.astype(np.float32),
+                           global_orient=orient.astype(np.float32),
+                           transl=transl.astype(np.float32), info=info)

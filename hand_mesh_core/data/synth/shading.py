@@ -1,0 +1,322 @@
+"""Skin albedo with surface texture, and Lambert (wrapped) + Blinn-Phong shading with shadows.
+
+All colours are linear RGB. The albedo of a surface point is a function of its *rest-pose*
+position and normal only (see :mod:`~hand_mesh_core.data.synth.textures`), so it is the same in
+both views and in every pose. Surface detail, all procedural:
+
+* tone: a palette colour, jittered, with low-frequency mottling; palms lighter;
+* pores: fine solid noise at ``pore_scale_m``;
+* creases: palmar flexion creases at the MCP, PIP and DIP joints, two transverse palm lines and
+  the thenar arc, faint dorsal knuckle wrinkles;
+* nails: the dorsal distal half of the distal phalanges;
+* veins: bluish ridged noise on the back of the hand and the forearm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hand_mesh_core.data.synth.config import LightingConfig, SkinConfig
+from hand_mesh_core.data.synth.textures import SolidNoise, smoothstep
+from hand_mesh_core.hand.joints import BONES, FINGER_JOINTS, TIP_JOINTS, WRIST
+
+__all__ = ["HandFrame", "SkinParams", "Light", "LightingParams", "sample_skin",
+           "sample_lighting", "skin_albedo", "shade", "nearest_bone"]
+
+#: Frequency of the mottling noise: blotches of ~2.5 cm (1 / 0.025 m).
+MOTTLE_FREQ_PER_M = 40.0
+#: Frequency of the vein noise (veins ~1 cm apart on the back of the hand).
+VEIN_FREQ_PER_M = 60.0
+#: Width of a vein as a fraction of the noise range.
+VEIN_WIDTH = 0.08
+#: Tint that veins multiply the albedo with (bluish, darker): linear RGB.
+VEIN_TINT = np.array([0.80, 0.85, 1.05], np.float32)
+#: Crease tint: creases are darker and redder (linear RGB multiplier at full strength).
+CREASE_TINT = np.array([0.55, 0.42, 0.40], np.float32)
+#: Relative position of the distal and proximal transverse palm lines along wrist -> middle
+#: MCP (0 = wrist, 1 = MCP), and their slope across the palm; rough anatomy.
+PALM_LINES = ((0.80, 0.10), (0.62, -0.12))
+#: The nail covers the distal phalanx beyond this fraction of its length (DIP -> tip).
+NAIL_START = 0.35
+#: Extra Blinn-Phong specular on nails (they are glossier than skin).
+NAIL_SPECULAR_GAIN = 2.5
+#: Ambient comes from a hemisphere: this fraction varies with the normal's "up" component.
+AMBIENT_HEMISPHERE = 0.3
+#: Colour of the cloth of a sleeve is drawn from this value range (dark to mid-grey fabrics).
+SLEEVE_VALUE = (0.02, 0.35)
+
+
+@dataclass
+class HandFrame:
+    """Rest-pose skeleton of the textured hand: where creases, nails and veins go.
+
+    Attributes:
+        joints: (21, 3) rest-pose joints, metres, canonical order.
+        dorsal: (3,) unit normal of the palm pointing to the back of the hand.
+        length_axis: (3,) unit wrist -> middle MCP.
+        width_axis: (3,) unit, across the palm towards the index finger.
+    """
+
+    joints: np.ndarray
+    dorsal: np.ndarray
+    length_axis: np.ndarray
+    width_axis: np.ndarray
+
+    @classmethod
+    def from_joints(cls, joints: np.ndarray, handedness: str) -> "HandFrame":
+        """Palm frame from rest joints. For a right hand ``dorsal = length x width``; a left
+        hand is its mirror image, so the cross product flips."""
+        j = np.asarray(joints, np.float64)
+        length = j[FINGER_JOINTS[2][0]] - j[WRIST]
+        length /= np.linalg.norm(length)
+        width = j[FINGER_JOINTS[1][0]] - j[FINGER_JOINTS[4][0]]
+        width -= (width @ length) * length
+        width /= np.linalg.norm(width)
+        dorsal = np.cross(length, width)
+        if handedness == "left":
+            dorsal = -dorsal
+        return cls(j, dorsal, length, width)
+
+
+@dataclass
+class SkinParams:
+    """Per-sample skin appearance (drawn by :func:`sample_skin`)."""
+
+    tone: np.ndarray
+    noise: SolidNoise
+    mottle: float
+    pores: float
+    pore_scale_m: float
+    creases: float
+    crease_width_m: float
+    veins: float
+    nail_rgb: np.ndarray
+    palm_lightening: float
+    sleeve_rgb: np.ndarray
+
+
+def sample_skin(rng: np.random.Generator, cfg: SkinConfig) -> SkinParams:
+    """Draw a skin tone and a fresh texture."""
+    tone = np.asarray(cfg.tones_rgb[int(rng.integers(len(cfg.tones_rgb)))], np.float32)
+    tone = np.clip(tone * (1.0 + cfg.tone_jitter * rng.normal(size=3)), 0.0, 1.0)
+    sleeve = np.full(3, rng.uniform(*SLEEVE_VALUE)) * (1.0 + 0.3 * rng.normal(size=3))
+    return SkinParams(tone=tone.astype(np.float32), noise=SolidNoise.random(rng),
+                      mottle=cfg.mottle_strength, pores=cfg.pore_strength,
+                      pore_scale_m=cfg.pore_scale_m, creases=cfg.crease_strength,
+                      crease_width_m=cfg.crease_width_m, veins=cfg.vein_strength,
+                      nail_rgb=np.asarray(cfg.nail_rgb, np.float32),
+                      palm_lightening=cfg.palm_lightening,
+                      sleeve_rgb=np.clip(sleeve, 0.0, 1.0).astype(np.float32))
+
+
+def nearest_bone(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
+    """Index (N,) into ``BONES`` of the bone segment nearest to each point (N, 3)."""
+    a = joints[[b[0] for b in BONES]]  # (20, 3)
+    ab = joints[[b[1] for b in BONES]] - a
+    length2 = (ab * ab).sum(1)
+    best = np.full(len(points), np.inf)
+    out = np.zeros(len(points), np.int64)
+    for k in range(len(BONES)):
+        rel = points - a[k]
+        t = np.clip(rel @ ab[k] / length2[k], 0.0, 1.0)
+        d2 = ((rel - t[:, None] * ab[k]) ** 2).sum(1)
+        closer = d2 < best
+        best = np.where(closer, d2, best)
+        out[closer] = k
+    return out
+
+
+def _bone_position(points: np.ndarray, joints: np.ndarray, bone: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Position t (N,) in [0, 1] of each point along its bone, and the bone length (N,)."""
+    a = joints[[b[0] for b in BONES]][bone]
+    ab = joints[[b[1] for b in BONES]][bone] - a
+    length2 = (ab * ab).sum(1)
+    t = np.clip(((points - a) * ab).sum(1) / length2, 0.0, 1.0)
+    return t, np.sqrt(length2)
+
+
+def _hand_features(p: np.ndarray, n: np.ndarray, frame: HandFrame, skin: SkinParams,
+                   bone: np.ndarray | None) -> dict[str, np.ndarray]:
+    dorsal = n @ frame.dorsal
+    palmar_w = smoothstep(0.05, 0.45, -dorsal)
+    dorsal_w = smoothstep(0.05, 0.45, dorsal)
+    if bone is None:
+        bone = nearest_bone(p, frame.joints)
+    t, length = _bone_position(p, frame.joints, bone)
+    parent = np.array([b[0] for b in BONES])[bone]
+    child = np.array([b[1] for b in BONES])[bone]
+    w = skin.crease_width_m
+    # Finger creases at both ends of the phalanx (not at the wrist or the fingertip).
+    wobble = 0.4 * w * skin.noise.octave(p, 1.0 / (4.0 * w), 1)
+    at_start = np.where(parent != WRIST, np.exp(-((t * length + wobble) / w) ** 2), 0.0)
+    is_tip = np.isin(child, TIP_JOINTS)
+    at_end = np.where(~is_tip, np.exp(-(((1.0 - t) * length + wobble) / w) ** 2), 0.0)
+    finger_crease = np.maximum(at_start, at_end)
+    # Palm lines, in palm coordinates (a along the palm, b across it, both ~[0, 1]).
+    metacarpal = parent == WRIST
+    rel = p - frame.joints[WRIST]
+    palm_len = np.linalg.norm(frame.joints[FINGER_JOINTS[2][0]] - frame.joints[WRIST])
+    a = rel @ frame.length_axis / palm_len
+    b = rel @ frame.width_axis / palm_len
+    palm = np.zeros(len(p))
+    for pos, slope in PALM_LINES:
+        dist = (a - pos - slope * b) * palm_len + 1.5 * wobble
+        palm = np.maximum(palm, np.exp(-(dist / (1.3 * w)) ** 2))
+    thumb_base = frame.joints[FINGER_JOINTS[0][1]]
+    arc = np.linalg.norm(p - thumb_base, axis=1) - 0.45 * palm_len + wobble
+    palm = np.maximum(palm, np.exp(-(arc / (1.3 * w)) ** 2) * (a > 0.1))
+    crease = palmar_w * np.where(metacarpal & ~np.isin(child, FINGER_JOINTS[0]),
+                                 palm, finger_crease)
+    crease = np.maximum(crease, 0.35 * dorsal_w * at_start * (parent != WRIST))
+    nail = np.where(is_tip, smoothstep(NAIL_START, NAIL_START + 0.15, t), 0.0)
+    nail = nail * smoothstep(0.45, 0.7, dorsal)
+    vein_zone = dorsal_w * metacarpal
+    return {"palmar": palmar_w, "crease": crease, "nail": nail, "vein_zone": vein_zone}
+
+
+def skin_albedo(rest_points: np.ndarray, rest_normals: np.ndarray, skin: SkinParams,
+                frame: HandFrame | None = None, sleeve: np.ndarray | None = None,
+                bones: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Albedo and specular gain of skin surface points.
+
+    Args:
+        rest_points: (N, 3) texture coordinates: rest-pose positions, metres.
+        rest_normals: (N, 3) unit rest-pose normals.
+        skin: per-sample parameters.
+        frame: rest skeleton for creases, nails and palm lines (None: plain skin with veins, as
+            on a forearm).
+        sleeve: (N,) in [0, 1], 1 where cloth covers the skin (None: no sleeve).
+        bones: (N,) index into ``BONES`` of each point's bone (None: the nearest bone, slower;
+            the generator passes the bone of the hit triangle's nearest vertex).
+
+    Returns:
+        ``(albedo (N, 3) float32 linear RGB, specular gain (N,) float32)``.
+    """
+    p = np.asarray(rest_points, np.float64)
+    n = np.asarray(rest_normals, np.float64)
+    if p.ndim != 2 or p.shape[1] != 3 or n.shape != p.shape:
+        raise ValueError(f"rest_points and rest_normals must both be (N, 3), got {p.shape} "
+                         f"and {n.shape}")
+    noise = skin.noise
+    mottle = noise.fractal(p, MOTTLE_FREQ_PER_M, octaves=2)
+    albedo = skin.tone[None] * (1.0 + skin.mottle * mottle[:, None]
+                                * np.array([1.0, 0.8, 0.7], np.float32))
+    pores = noise.fractal(p + 0.37, 1.0 / skin.pore_scale_m, octaves=2)
+    albedo = albedo * (1.0 - skin.pores * smoothstep(0.1, 0.6, np.abs(pores)))[:, None]
+    ridge = np.abs(noise.fractal(p * np.array([1.0, 2.5, 1.0]) + 1.3, VEIN_FREQ_PER_M,
+                                 octaves=2))
+    vein = smoothstep(VEIN_WIDTH, 0.0, ridge)
+    spec = np.ones(len(p), np.float32)
+    if frame is not None:
+        f = _hand_features(p, n, frame, skin, bones)
+        albedo = albedo * (1.0 + skin.palm_lightening * f["palmar"])[:, None]
+        crease = np.clip(skin.creases * f["crease"], 0.0, 1.0)[:, None]
+        albedo = albedo * (1.0 - crease + crease * CREASE_TINT[None])
+        vein = vein * f["vein_zone"]
+        nail = f["nail"][:, None]
+        albedo = albedo * (1.0 - nail) + nail * skin.nail_rgb[None] * (
+            1.0 + 0.05 * noise.octave(p, 1.0 / skin.pore_scale_m, 2)[:, None])
+        spec = spec * (1.0 + (NAIL_SPECULAR_GAIN - 1.0) * f["nail"])
+    vein_mix = np.clip(skin.veins * vein, 0.0, 1.0)[:, None]
+    albedo = albedo * (1.0 - vein_mix + vein_mix * VEIN_TINT[None])
+    if sleeve is not None:
+        cloth = skin.sleeve_rgb[None] * (1.0 + 0.15 * noise.fractal(p + 2.1, 400.0, 2)[:, None])
+        s = np.asarray(sleeve, np.float64)[:, None]
+        albedo = albedo * (1.0 - s) + cloth * s
+        spec = spec * (1.0 - s[:, 0])
+    return np.clip(albedo, 0.0, 1.0).astype(np.float32), spec.astype(np.float32)
+
+
+@dataclass
+class Light:
+    """A directional light: unit direction *towards* the light (left frame), RGB irradiance."""
+
+    direction: np.ndarray
+    rgb: np.ndarray
+
+
+@dataclass
+class LightingParams:
+    """Per-sample lighting (drawn by :func:`sample_lighting`)."""
+
+    lights: list[Light]
+    ambient: float
+    specular: float
+    shininess: float
+    wrap: float
+    cast_shadows: bool
+    shadow_strength: float
+
+
+def _direction(angle_rad: float, azimuth_rad: float) -> np.ndarray:
+    # Rotate "towards the camera" (-z) by angle about an axis in the image plane.
+    return np.array([np.sin(angle_rad) * np.cos(azimuth_rad),
+                     np.sin(angle_rad) * np.sin(azimuth_rad), -np.cos(angle_rad)])
+
+
+def sample_lighting(rng: np.random.Generator, cfg: LightingConfig) -> LightingParams:
+    """Draw the lights of one sample."""
+    count = int(rng.integers(cfg.num_lights[0], cfg.num_lights[1] + 1))
+    key = rng.uniform(*cfg.key_intensity)
+    lights = []
+    for k in range(count):
+        lo, hi = cfg.light_angle_deg if k == 0 else (0.0, max(cfg.light_angle_deg[1], 60.0))
+        direction = _direction(np.deg2rad(rng.uniform(lo, hi)), rng.uniform(0, 2 * np.pi))
+        intensity = key if k == 0 else key * rng.uniform(*cfg.fill_ratio)
+        colour = rng.uniform(cfg.light_rgb_min, cfg.light_rgb_max)
+        lights.append(Light(direction, (intensity * colour).astype(np.float32)))
+    return LightingParams(lights=lights, ambient=rng.uniform(*cfg.ambient),
+                          specular=rng.uniform(*cfg.specular),
+                          shininess=rng.uniform(*cfg.shininess), wrap=cfg.wrap,
+                          cast_shadows=cfg.cast_shadows, shadow_strength=cfg.shadow_strength)
+
+
+def shade(albedo: np.ndarray, normals: np.ndarray, view_dirs: np.ndarray,
+          lighting: LightingParams, visibility: np.ndarray | None = None,
+          specular_gain: np.ndarray | None = None) -> np.ndarray:
+    """Outgoing radiance of surface points: wrapped Lambert + normalised Blinn-Phong + ambient.
+
+    ``L = a * (ambient * hemi(n) + sum_l E_l * vis_l * max(0, (n.l + w) / (1 + w)))
+    + sum_l E_l * vis_l * ks * g * (s + 8) / (8 pi) * max(0, n.h)^s * [n.l > 0]``
+    with ``h = normalize(l + v)``; ``hemi(n)`` lets the "up" side (-y) get a little more ambient.
+
+    Args:
+        albedo: (N, 3) linear RGB.
+        normals: (N, 3) unit normals (flipped to face the viewer if needed).
+        view_dirs: (N, 3) unit directions from the point towards the camera.
+        lighting: lights, ambient and specular settings.
+        visibility: (N, L) in [0, 1], 1 = light l reaches the point (None: all lit).
+        specular_gain: (N,) per-point specular multiplier (None: 1).
+
+    Returns:
+        (N, 3) float32 linear radiance.
+    """
+    n = np.asarray(normals, np.float32)
+    v = np.asarray(view_dirs, np.float32)
+    if albedo.shape != n.shape or n.shape != v.shape or n.ndim != 2 or n.shape[1] != 3:
+        raise ValueError(f"albedo, normals and view_dirs must all be (N, 3), got {albedo.shape}, "
+                         f"{n.shape}, {v.shape}")
+    num = len(lighting.lights)
+    if visibility is not None and visibility.shape != (len(n), num):
+        raise ValueError(f"visibility must be (N, {num}), got {visibility.shape}")
+    facing = (n * v).sum(1, keepdims=True)
+    n = np.where(facing < 0, -n, n)
+    hemi = 1.0 - AMBIENT_HEMISPHERE * 0.5 * (1.0 + n[:, 1])
+    diffuse = np.repeat((lighting.ambient * hemi)[:, None], 3, axis=1)
+    specular = np.zeros_like(diffuse)
+    gain = 1.0 if specular_gain is None else specular_gain[:, None]
+    s = lighting.shininess
+    norm = (s + 8.0) / (8.0 * np.pi)
+    for k, light in enumerate(lighting.lights):
+        ndl = n @ light.direction.astype(np.float32)
+        vis = 1.0 if visibility is None else visibility[:, k]
+        wrapped = np.clip((ndl + lighting.wrap) / (1.0 + lighting.wrap), 0.0, None) * vis
+        diffuse += wrapped[:, None] * light.rgb[None]
+        h = v + light.direction[None].astype(np.float32)
+        h /= np.linalg.norm(h, axis=1, keepdims=True) + 1e-12
+        ndh = np.clip((n * h).sum(1), 0.0, None)
+        spec = lighting.specular * norm * ndh ** s * (ndl > 0) * vis
+        specular += spec[:, None] * light.rgb[None]
+    return (albedo * diffuse + gain * specular).astype(np.float32)

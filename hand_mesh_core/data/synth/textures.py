@@ -1,0 +1,131 @@
+"""Procedural textures: solid (3D) value noise attached to the surface, and 2D noise images.
+
+The skin texture is a *solid* texture: a function of the surface point's position on the hand in
+its rest pose (the "texture coordinate", interpolated with the barycentrics of a ray hit). A
+surface point therefore has the same albedo in the left and the right view and in every pose,
+which is what a photometric stereo loss needs to lock onto.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["SolidNoise", "noise_image", "smoothstep"]
+
+#: Side of the periodic random lattice of :class:`SolidNoise` (cells per axis). 32^3 floats is
+#: 128 KiB; each octave is rotated randomly so the period (32 cells) is not visible.
+LATTICE_SIZE = 32
+
+
+def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
+    """Hermite step from 0 at ``edge0`` to 1 at ``edge1`` (either order), elementwise."""
+    t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
+
+
+@dataclass
+class SolidNoise:
+    """Periodic 3D value noise with a random rotation per octave.
+
+    Attributes:
+        lattice: (L, L, L) float32 random values in [-1, 1].
+        rotations: (O, 3, 3) one rotation per octave.
+    """
+
+    lattice: np.ndarray
+    rotations: np.ndarray
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, octaves: int = 4) -> "SolidNoise":
+        """A fresh noise function drawn from ``rng``."""
+        if octaves < 1:
+            raise ValueError(f"octaves must be >= 1, got {octaves}")
+        lattice = rng.uniform(-1.0, 1.0, size=(LATTICE_SIZE,) * 3).astype(np.float32)
+        rotations = np.stack([_random_rotation(rng) for _ in range(octaves)])
+        return cls(lattice, rotations)
+
+    def octave(self, points: np.ndarray, frequency: float, index: int = 0) -> np.ndarray:
+        """One octave of smooth value noise.
+
+        Args:
+            points: (N, 3) positions (e.g. metres in the rest pose).
+            frequency: lattice cells per unit of ``points``.
+            index: which octave rotation to use.
+
+        Returns:
+            (N,) float32 in [-1, 1], smooth (C1) in ``points``.
+        """
+        rot = self.rotations[index % len(self.rotations)].astype(np.float32)
+        p = (np.asarray(points, np.float32) @ rot.T) * np.float32(frequency)
+        base = np.floor(p)
+        f = p - base
+        w1 = f * f * (3.0 - 2.0 * f)
+        w0 = 1.0 - w1
+        i0 = base.astype(np.int64) % LATTICE_SIZE
+        i1 = (i0 + 1) % LATTICE_SIZE
+        size = LATTICE_SIZE
+        flat = self.lattice.ravel()
+        out = np.zeros(len(p), np.float32)
+        for ix, wx in ((i0[:, 0], w0[:, 0]), (i1[:, 0], w1[:, 0])):
+            for iy, wy in ((i0[:, 1], w0[:, 1]), (i1[:, 1], w1[:, 1])):
+                row = (ix * size + iy) * size
+                wxy = wx * wy
+                out += wxy * (w0[:, 2] * flat[row + i0[:, 2]] + w1[:, 2] * flat[row + i1[:, 2]])
+        return out
+
+    def fractal(self, points: np.ndarray, frequency: float, octaves: int = 3,
+                gain: float = 0.5) -> np.ndarray:
+        """Sum of ``octaves`` octaves (frequency doubling, amplitude ``gain``), in [-1, 1]."""
+        total = np.zeros(len(points), np.float32)
+        amp, norm = 1.0, 0.0
+        for k in range(octaves):
+            total += amp * self.octave(points, frequency * 2.0 ** k, k)
+            norm += amp
+            amp *= gain
+        return total / norm
+
+
+def noise_image(rng: np.random.Generator, height: int, width: int, feature_px: float,
+                octaves: int = 4, gain: float = 0.55) -> np.ndarray:
+    """2D fractal value noise from bicubically upsampled random grids.
+
+    Args:
+        rng: random generator.
+        height, width: output size in px.
+        feature_px: size of the coarsest features in px (> 0).
+        octaves: number of octaves, each half the feature size of the previous one.
+        gain: amplitude ratio between octaves.
+
+    Returns:
+        (height, width) float32, zero mean, roughly unit range.
+    """
+    if feature_px <= 0:
+        raise ValueError(f"feature_px must be > 0, got {feature_px}")
+    out = np.zeros((height, width), np.float32)
+    amp, norm = 1.0, 0.0
+    for k in range(octaves):
+        size = feature_px / 2.0 ** k
+        gh = max(2, int(np.ceil(height / size)) + 2)
+        gw = max(2, int(np.ceil(width / size)) + 2)
+        grid = rng.uniform(-1.0, 1.0, size=(gh, gw)).astype(np.float32)
+        up = cv2.resize(grid, (int(gw * size), int(gh * size)), interpolation=cv2.INTER_CUBIC)
+        oy = int(rng.integers(0, max(1, up.shape[0] - height + 1)))
+        ox = int(rng.integers(0, max(1, up.shape[1] - width + 1)))
+        patch = up[oy:oy + height, ox:ox + width]
+        if patch.shape != (height, width):  # tiny sizes: pad by reflection
+            patch = cv2.copyMakeBorder(patch, 0, height - patch.shape[0], 0,
+                                       width - patch.shape[1], cv2.BORDER_REFLECT)
+        out += amp * patch
+        norm += amp
+        amp *= gain
+    return out / norm

@@ -1,0 +1,312 @@
+"""Stage 2: self-supervised adaptation on unlabelled target stereo pairs (Chen et al., ICCV 2021).
+
+Starting from a pretrained network, each step renders the left-branch mesh into the left crop and
+the right-branch mesh (right optical frame) into the right crop with the differentiable renderer
+(:mod:`hand_mesh_core.render`), and minimises the six self-supervised terms of
+:mod:`hand_mesh_core.losses.total`: photo-consistency inside the skin mask, edge lengths against
+the pseudo label of a FROZEN copy of the pretrained network, Laplacian smoothness, silhouette
+vs skin mask, and the left-right Chamfer and normal terms.
+
+Guard: some pairs are held out; their photometric residual (the photo term alone, lower is
+better) is measured before training and every ``eval_every`` steps. The best weights are kept,
+training stops after ``patience`` evaluations without improvement, and a checkpoint is written
+ONLY if the best held-out residual beats the starting one (otherwise :class:`AdaptResult` says
+so and nothing is written). Test-time mode (``frames=N``): adapt on the first N pairs and guard
+on the same pairs (there is nothing else to hold out).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from hand_mesh_core.data.types import StereoSample
+from hand_mesh_core.geometry.crop import StereoCrop
+from hand_mesh_core.losses.total import Branch, LossTerms, StereoWarp, self_supervised_loss
+from hand_mesh_core.model.checkpoint import save_checkpoint
+from hand_mesh_core.model.network import HandMeshNet, HandNetOutput
+from hand_mesh_core.render.renderer import render_mesh
+from hand_mesh_core.train.batch import (CroppedDataset, TrainBatch, collate_cropped,
+                                        gt_stereo_crop, roi_stereo_crop)
+from hand_mesh_core.train.common import CsvLogger, resolve_device
+from hand_mesh_core.train.config import AdaptConfig
+
+__all__ = ["AdaptResult", "adapt", "roi_crop_fn", "label_crop_fn", "adaptation_loss",
+           "photometric_residual", "ADAPTED_NAME"]
+
+#: File stem of the adapted checkpoint.
+ADAPTED_NAME = "adapted"
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """Outcome of :func:`adapt`.
+
+    Attributes:
+        checkpoint: the written checkpoint, or None when the guard refused to write one.
+        improved: the best held-out residual beat the starting one.
+        start_residual: held-out photometric residual of the pretrained network.
+        best_residual: the best held-out residual seen (= start when nothing improved).
+        best_step: step of the best weights (0 = the pretrained ones).
+        steps: steps run.
+        stopped_early: early stopping ended the run.
+        num_train, num_holdout: pairs used for training / the guard.
+        skipped: indices of pairs without a usable hand crop.
+        message: one human-readable line.
+        model: the best network (the pretrained one when nothing improved).
+        history: (step, held-out residual) of every guard evaluation.
+    """
+
+    checkpoint: Path | None
+    improved: bool
+    start_residual: float
+    best_residual: float
+    best_step: int
+    steps: int
+    stopped_early: bool
+    num_train: int
+    num_holdout: int
+    skipped: tuple[int, ...]
+    message: str
+    model: HandMeshNet
+    history: tuple[tuple[int, float], ...] = field(default=())
+
+
+def roi_crop_fn(out_size: int, roi_config: Any = None) -> Callable[..., StereoCrop | None]:
+    """Crops from the skin/stereo hand ROI (``hand_mesh_core.data.roi``): unlabelled data."""
+    from hand_mesh_core.data.roi import find_hand_roi
+
+    def fn(sample: StereoSample, index: int, rng: np.random.Generator) -> StereoCrop | None:
+        roi = find_hand_roi(sample.left, sample.right, sample.camera, roi_config)
+        return None if roi is None else roi_stereo_crop(roi.left, roi.disparity_px, out_size)
+    return fn
+
+
+def label_crop_fn(out_size: int, margin_frac: float) -> Callable[..., StereoCrop | None]:
+    """Crops around the labels (ablations / oracle ROI on synthetic data); the labels are used
+    for the window only, never as a training signal."""
+    def fn(sample: StereoSample, index: int, rng: np.random.Generator) -> StereoCrop | None:
+        pts = sample.vertices_m if sample.vertices_m is not None else sample.joints_m
+        return None if pts is None else gt_stereo_crop(pts, sample.camera, out_size,
+                                                       margin_frac)
+    return fn
+
+
+def _skin_masked(sample: StereoSample) -> StereoSample:
+    from hand_mesh_core.data.skin import skin_masks_stereo
+
+    ml, mr = skin_masks_stereo(sample.left, sample.right)
+    return StereoSample(sample.left, sample.right, sample.camera, sample.handedness,
+                        None, None, ml, mr, sample.stamp_ns, sample.source)
+
+
+def _unlabelled(sample: StereoSample) -> StereoSample:
+    """Drop 3D labels so nothing downstream can use them."""
+    return StereoSample(sample.left, sample.right, sample.camera, sample.handedness, None, None,
+                        sample.mask_left, sample.mask_right, sample.stamp_ns, sample.source)
+
+
+def _render_inputs(out: HandNetOutput, batch: TrainBatch, faces: torch.Tensor, size: int,
+                   config: AdaptConfig, need_soft: bool) -> tuple[Any, Any]:
+    render_cfg = config.render.replace(soft_mask=need_soft, normals=False)
+    K_l = batch.crops.crop_K(batch.K, "left")
+    K_r = batch.crops.crop_K(batch.K, "right")
+    left = render_mesh(out.vertices, faces, K_l, (size, size), render_cfg)
+    right = render_mesh(out.vertices_right, faces, K_r, (size, size), render_cfg)
+    return left, right
+
+
+def adaptation_loss(model: HandMeshNet, batch: TrainBatch, config: AdaptConfig,
+                    pseudo: HandNetOutput | None = None, photo_only: bool = False
+                    ) -> LossTerms:
+    """The self-supervised objective of one batch (or only its photo term).
+
+    Args:
+        model: the network being adapted.
+        batch: cropped pairs with hand masks (``mask_left``/``mask_right``).
+        config: settings (loss weights, renderer).
+        pseudo: the frozen pretrained network's output on the batch (edge pseudo labels).
+        photo_only: compute just the photometric residual (the guard's metric).
+
+    Raises:
+        ValueError: the batch has no masks.
+    """
+    if batch.mask_left is None or batch.mask_right is None:
+        raise ValueError("adaptation needs hand masks (skin masks) in the batch")
+    size = model.config.input_size
+    out = model(batch.left, batch.right, batch.crops, batch.K, batch.baseline_m)
+    loss_cfg = config.losses
+    if photo_only:
+        weights = loss_cfg.weights.replace(edge=0.0, laplacian=0.0, mask=0.0, chamfer=0.0,
+                                           normal=0.0, photo=1.0)
+        loss_cfg = loss_cfg.replace(weights=weights.to_dict())
+    w = loss_cfg.weights
+    faces = model.faces
+    rl, rr = _render_inputs(out, batch, faces, size, config, need_soft=w.mask > 0)
+    img_l = batch.left.float() / 255.0
+    img_r = batch.right.float() / 255.0
+    pl = pr = None
+    if w.edge > 0:
+        if pseudo is None:
+            raise ValueError("the edge term needs the pseudo labels (pseudo=None)")
+        pl, pr = pseudo.vertices.detach(), pseudo.vertices_right.detach()
+    left = Branch(out.vertices, img_l, batch.mask_left, rl.depth_m, rl.soft_mask, pl)
+    right = Branch(out.vertices_right, img_r, batch.mask_right, rr.depth_m, rr.soft_mask, pr)
+    warp = StereoWarp(batch.K[:, 0, 0], batch.baseline_m, batch.crops.shift_px,
+                      batch.crops.scale_x)
+    return self_supervised_loss(left, right, faces, warp, loss_cfg)
+
+
+def photometric_residual(model: HandMeshNet, batches: Sequence[TrainBatch], config: AdaptConfig
+                         ) -> float:
+    """Mean held-out photo term (lower is better), network in eval mode, no gradient."""
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for b in batches:
+            total += float(adaptation_loss(model, b, config, photo_only=True).photo) * len(
+                b.index)
+            n += len(b.index)
+    model.train(was_training)
+    return total / max(n, 1)
+
+
+def _freeze_bn(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def adapt(config: AdaptConfig, pretrained: HandMeshNet, samples: Sequence[StereoSample],
+          out_dir: str | Path, *, crop_fn: Callable[..., StereoCrop | None] | None = None,
+          frames: int | None = None, training_data: str = "", progress: bool = True
+          ) -> AdaptResult:
+    """Self-supervised adaptation with the held-out guard.
+
+    Args:
+        config: settings.
+        pretrained: the stage-1 network (not modified).
+        samples: target pairs; any labels are DROPPED before use.
+        out_dir: folder for ``adapted.safetensors`` (+ sidecar) and ``adapt_log.csv``.
+        crop_fn: ``crop_fn(sample, index, rng) -> StereoCrop | None``; default: the hand ROI.
+        frames: test-time mode: adapt on the first ``frames`` pairs and guard on them.
+        training_data: provenance text for the checkpoint.
+        progress: tqdm bar.
+
+    Returns:
+        :class:`AdaptResult`.
+
+    Raises:
+        ValueError: no pair with a usable crop, or ``frames`` < 1.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    size = pretrained.config.input_size
+    if frames is not None:
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+    count = len(samples) if frames is None else min(frames, len(samples))
+    crop_fn = crop_fn or roi_crop_fn(size)
+    prepared: list = []
+    skipped: list[int] = []
+    for i in range(count):
+        s = samples[i]
+        crop = crop_fn(s, i, rng)  # a label crop_fn may read the labels for the window
+        s = _skin_masked(s) if config.mask_source == "skin" else _unlabelled(s)
+        if crop is None:
+            skipped.append(i)
+            continue
+        item = CroppedDataset([s], size, crop_fn=lambda *_a, c=crop: c)[0]
+        prepared.append(dataclasses.replace(item, index=i))
+    if not prepared:
+        raise ValueError("no target pair has a usable hand crop (ROI not found in any pair)")
+    order = rng.permutation(len(prepared))
+    if frames is not None:
+        train_idx = hold_idx = order
+    else:
+        n_hold = max(config.min_holdout, int(round(config.holdout_frac * len(prepared))))
+        if n_hold >= len(prepared):
+            raise ValueError(f"{len(prepared)} usable pairs cannot give {n_hold} held-out pairs "
+                             "and a training set; add pairs or lower holdout_frac/min_holdout")
+        hold_idx, train_idx = order[:n_hold], order[n_hold:]
+    bs = config.batch_size
+    holdout = [collate_cropped([prepared[j] for j in hold_idx[k:k + bs]]).to(device)
+               for k in range(0, len(hold_idx), bs)]
+
+    model = copy.deepcopy(pretrained).to(device)
+    frozen = copy.deepcopy(pretrained).to(device).eval()
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    model.train()
+    if config.freeze_backbone_bn:
+        _freeze_bn(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start = photometric_residual(model, holdout, config)
+    best, best_step = start, 0
+    best_state = copy.deepcopy(model.state_dict())
+    history = [(0, start)]
+    log = CsvLogger(out_dir / "adapt_log.csv")
+    bad_evals, step, stopped = 0, 0, False
+    bar = tqdm(total=config.steps, desc="adapt", unit="step", disable=not progress)
+    while step < config.steps and not stopped:
+        perm = rng.permutation(train_idx)
+        for k in range(0, len(perm), bs):
+            if step >= config.steps:
+                break
+            batch = collate_cropped([prepared[j] for j in perm[k:k + bs]]).to(device)
+            with torch.no_grad():
+                pseudo = frozen(batch.left, batch.right, batch.crops, batch.K, batch.baseline_m)
+            terms = adaptation_loss(model, batch, config, pseudo)
+            opt.zero_grad(set_to_none=True)
+            terms.total.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            step += 1
+            bar.update(1)
+            row: dict[str, Any] = {"step": step, **terms.as_floats(), "holdout_photo": ""}
+            if step % config.eval_every == 0 or step == config.steps:
+                res = photometric_residual(model, holdout, config)
+                history.append((step, res))
+                row["holdout_photo"] = res
+                if res < best * (1.0 - config.min_improvement) and res < best:
+                    best, best_step, bad_evals = res, step, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad_evals += 1
+                    if bad_evals >= config.patience:
+                        stopped = True
+                bar.set_postfix(holdout=f"{res:.4f}", best=f"{best:.4f}")
+            log.log(row)
+            if stopped:
+                break
+    bar.close()
+    improved = best_step > 0 and best < start
+    ckpt = None
+    if improved:
+        model.load_state_dict(best_state)
+        model.eval()
+        ckpt = save_checkpoint(
+            out_dir / f"{ADAPTED_NAME}.safetensors", model, training_data=training_data,
+            metrics={"holdout_photo_start": start, "holdout_photo_best": best},
+            extra={"stage": "adapt", "best_step": best_step, "steps": step,
+                   "frames": frames, "adapt_config": config.to_dict()})
+        message = (f"adapted: held-out photometric residual {start:.5f} -> {best:.5f} "
+                   f"(step {best_step}); wrote {ckpt}")
+    else:
+        model = copy.deepcopy(pretrained).eval()
+        message = (f"NOT written: adaptation did not improve the held-out photometric residual "
+                   f"(start {start:.5f}, best {best:.5f}); keeping the pretrained checkpoint")
+    return AdaptResult(ckpt, improved, start, best, best_step if improved else 0, step, stopped,
+                       len(train_idx), len(hold_idx), tuple(skipped), message, model,
+                       tuple(history))

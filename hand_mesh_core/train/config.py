@@ -1,0 +1,94 @@
+"""Settings of stage 1 (supervised pretraining) and stage 2 (self-supervised adaptation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hand_mesh_core.config.base import ConfigBase, ConfigError, setting
+from hand_mesh_core.losses.total import LossConfig
+from hand_mesh_core.model.config import NetworkConfig
+from hand_mesh_core.render.config import RenderConfig
+
+__all__ = ["PretrainConfig", "PretrainLossWeights", "AdaptConfig", "DEVICE_CHOICES",
+           "MASK_SOURCES"]
+
+#: Where adaptation takes the hand masks from: the skin detector (unlabelled data, the paper's
+#: setting) or the dataset's own masks (synthetic ablations).
+MASK_SOURCES = ("skin", "labels")
+#: Accepted ``device`` values: "auto" picks CUDA when available.
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class PretrainLossWeights(ConfigBase):
+    """Weights of the supervised terms (uv terms in crop-side fractions, depth/3D in metres)."""
+
+    vertex_uv: float = setting(10.0, "L1 of vertex (u, v), both branches, / crop side", ge=0.0)
+    vertex_depth: float = setting(10.0, "L1 of vertex depth", unit="1/m", ge=0.0)
+    joint_uv: float = setting(10.0, "L1 of joint (u, v) in the left crop, / crop side", ge=0.0)
+    joint_depth: float = setting(10.0, "L1 of joint depth", unit="1/m", ge=0.0)
+    edge: float = setting(100.0, "squared edge-length difference to the label mesh (sum over "
+                          "edges)", unit="1/m^2", ge=0.0)
+    laplacian: float = setting(10.0, "L1 of the Laplacian-coordinate difference to the label "
+                               "mesh", unit="1/m", ge=0.0)
+
+
+@dataclass(frozen=True)
+class PretrainConfig(ConfigBase):
+    """Stage 1: supervised training on labelled (synthetic source) stereo pairs."""
+
+    network: NetworkConfig = setting(default_factory=NetworkConfig, doc="the network")
+    losses: PretrainLossWeights = setting(default_factory=PretrainLossWeights,
+                                          doc="loss weights")
+    steps: int = setting(2000, "optimiser steps", gt=0)
+    batch_size: int = setting(16, "pairs per step (per process under DDP)", gt=0)
+    lr: float = setting(1e-3, "peak AdamW learning rate", gt=0.0)
+    weight_decay: float = setting(1e-4, "AdamW weight decay", ge=0.0)
+    warmup_steps: int = setting(50, "linear warm-up before the cosine decay", ge=0)
+    min_lr_frac: float = setting(0.02, "final learning rate as a fraction of lr", ge=0.0,
+                                 le=1.0)
+    grad_clip: float = setting(5.0, "max gradient norm (0 = off)", ge=0.0)
+    margin_frac: float = setting(0.15, "crop margin on each side, fraction of the hand extent",
+                                 ge=0.0)
+    jitter_center_frac: float = setting(0.08, "crop centre jitter, fraction of the side",
+                                        ge=0.0)
+    jitter_scale_frac: float = setting(0.1, "crop size jitter (+-)", ge=0.0, lt=1.0)
+    jitter_shift_frac: float = setting(0.05, "right-window shift jitter, fraction of the side",
+                                       ge=0.0)
+    workers: int = setting(0, "DataLoader worker processes", ge=0)
+    device: str = setting("auto", "device", choices=DEVICE_CHOICES)
+    amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")
+    seed: int = setting(0, "random seed")
+    log_every: int = setting(10, "steps between CSV log rows", gt=0)
+    checkpoint_every: int = setting(500, "steps between resumable checkpoints", gt=0)
+
+
+@dataclass(frozen=True)
+class AdaptConfig(ConfigBase):
+    """Stage 2: self-supervised adaptation on unlabelled target stereo pairs."""
+
+    losses: LossConfig = setting(default_factory=LossConfig,
+                                 doc="the six self-supervised terms (paper weights)")
+    render: RenderConfig = setting(default_factory=RenderConfig, doc="the renderer")
+    steps: int = setting(500, "optimiser steps", gt=0)
+    batch_size: int = setting(8, "pairs per step", gt=0)
+    lr: float = setting(1e-4, "AdamW learning rate (constant)", gt=0.0)
+    weight_decay: float = setting(1e-4, "AdamW weight decay", ge=0.0)
+    grad_clip: float = setting(5.0, "max gradient norm (0 = off)", ge=0.0)
+    holdout_frac: float = setting(0.2, "fraction of target pairs held out for the guard",
+                                  ge=0.0, lt=1.0)
+    min_holdout: int = setting(1, "at least this many held-out pairs", ge=1)
+    eval_every: int = setting(25, "steps between guard evaluations", gt=0)
+    patience: int = setting(4, "guard evaluations without improvement before stopping", ge=1)
+    min_improvement: float = setting(0.0, "relative improvement of the held-out photometric "
+                                     "residual needed to count as better", ge=0.0)
+    freeze_backbone_bn: bool = setting(True, "keep batch-norm statistics frozen (eval mode)")
+    margin_frac: float = setting(0.15, "crop margin when a label/ROI box is used", ge=0.0)
+    mask_source: str = setting("skin", "hand masks for the photo/mask terms",
+                               choices=MASK_SOURCES)
+    device: str = setting("auto", "device", choices=DEVICE_CHOICES)
+    seed: int = setting(0, "random seed")
+
+    def validate(self) -> None:
+        if self.eval_every > self.steps:
+            raise ConfigError(f"AdaptConfig.eval_every = {self.eval_every}: must be <= steps "
+                              f"({self.steps})")

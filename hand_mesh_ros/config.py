@@ -1,0 +1,83 @@
+"""Settings of the hand_mesh_ros nodes (one ROS parameter per field, see ``params.py``).
+
+Defaults are the values in ``config/hand_mesh.yaml``; a test keeps the two in sync.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hand_mesh_core.config.base import ConfigBase, setting
+
+__all__ = ["SyncConfig", "RecorderConfig", "StereoNodeConfig", "IMAGE_QOS_CHOICES",
+           "STORAGE_CHOICES", "COMPRESSION_CHOICES", "DEVICE_CHOICES", "HANDEDNESS_CHOICES"]
+
+#: QoS of the image subscriptions: "sensor_data" (best effort, matches every publisher) or
+#: "reliable" (lossless, matches only reliable publishers).
+IMAGE_QOS_CHOICES = ("sensor_data", "reliable")
+STORAGE_CHOICES = ("mcap", "sqlite3")
+COMPRESSION_CHOICES = ("none", "png", "jpeg")
+DEVICE_CHOICES = ("cpu", "cuda")
+HANDEDNESS_CHOICES = ("left", "right", "auto")
+
+
+@dataclass(frozen=True)
+class SyncConfig(ConfigBase):
+    """Synchronisation of the left/right images and camera infos (shared by both nodes)."""
+
+    approximate_sync: bool = setting(False, "match stamps within slop_s instead of exactly")
+    slop_s: float = setting(0.01, "largest stamp difference accepted by approximate sync",
+                            unit="s", gt=0.0, le=1.0)
+    queue_size: int = setting(10, "messages kept per input while waiting for a match",
+                              ge=1, le=1000)
+    image_qos: str = setting("sensor_data", "QoS of the image subscriptions",
+                             choices=IMAGE_QOS_CHOICES)
+
+
+@dataclass(frozen=True)
+class RecorderConfig(SyncConfig):
+    """The stereo recorder node."""
+
+    output_dir: str = setting("bags", "folder that receives one bag folder per recording")
+    storage: str = setting("mcap", "rosbag2 storage plugin", choices=STORAGE_CHOICES)
+    compression: str = setting("png", "image storage: raw Image, or CompressedImage on "
+                               "<topic>/compressed (png is lossless)",
+                               choices=COMPRESSION_CHOICES)
+    png_level: int = setting(1, "PNG zlib level (0 none .. 9 smallest, slowest)", ge=0, le=9)
+    jpeg_quality: int = setting(95, "JPEG quality", ge=1, le=100)
+    rate_hz: float = setting(0.0, "keep at most this many pairs per second (0: all)",
+                             unit="Hz", ge=0.0)
+    only_with_hand: bool = setting(False, "skip pairs whose left image has no skin blob")
+    min_skin_fraction: float = setting(0.002, "skin share of the left image that counts as a "
+                                       "hand (only_with_hand)", gt=0.0, lt=1.0)
+    max_duration_s: float = setting(0.0, "stop recording after this long (0: no limit)",
+                                    unit="s", ge=0.0)
+    max_bytes: int = setting(0, "stop recording after this many bytes (0: no limit)",
+                             unit="B", ge=0)
+    autostart: bool = setting(True, "start recording at launch (else call ~/start)")
+    encode_threads: int = setting(2, "parallel image encoders", ge=1, le=16)
+    max_pending: int = setting(32, "pairs waiting to be encoded/written before new ones are "
+                               "dropped", ge=1, le=1024)
+    flush_period_s: float = setting(1.0, "longest time between flushes to disk (data at risk "
+                                    "after kill -9)", unit="s", gt=0.0)
+    progress_period_s: float = setting(5.0, "period of the progress log line", unit="s",
+                                       gt=0.0)
+
+
+@dataclass(frozen=True)
+class StereoNodeConfig(SyncConfig):
+    """The hand mesh node."""
+
+    model_path: str = setting("", "checkpoint (.safetensors); empty: the shipped default")
+    device: str = setting("cpu", "inference device", choices=DEVICE_CHOICES)
+    handedness: str = setting("auto", "hand to expect", choices=HANDEDNESS_CHOICES)
+    min_confidence: float = setting(0.3, "results below this confidence count as no hand",
+                                    ge=0.0, le=1.0)
+    input_size: int = setting(256, "side of the square network input crop", unit="px",
+                              ge=32, le=1024)
+    max_rate_hz: float = setting(0.0, "process at most this many pairs per second (0: as "
+                                 "fast as possible)", unit="Hz", ge=0.0)
+    max_image_pixels: int = setting(4096 * 4096, "larger images are refused", unit="px", gt=0)
+    warn_period_s: float = setting(5.0, "shortest time between two identical warnings",
+                                   unit="s", gt=0.0)
+    stall_timeout_s: float = setting(1.0, "a camera silent this long while the other "
+                                     "publishes is reported as stalled", unit="s", gt=0.0)

@@ -1,0 +1,441 @@
+"""ROS 2 node: rectified stereo pair in, absolute hand mesh out (left optical frame, metres).
+
+Subscribes (relative, remappable): ``left/image_rect``, ``left/camera_info``,
+``right/image_rect``, ``right/camera_info`` (exact or approximate sync; images with sensor-data
+QoS by default). Publishes, with the stamp of the input pair and the left optical frame id
+(reliable QoS): ``hand_mesh/markers`` (MarkerArray: mesh TRIANGLE_LIST coloured by confidence,
+joints, bones; DELETEALL when the hand is lost), ``hand_mesh/points`` (PointCloud2 x, y, z
+float32), ``hand_mesh/joints`` (PoseArray, 21 joints, canonical order), ``hand_mesh/confidence``
+(Float32) and ``/diagnostics``.
+
+Real time: the subscription callback only stores the newest pair; one worker thread runs the
+estimator. A pair replaced before the worker took it is dropped and counted. Bad input never
+stops the node: the pair is refused with a reason (throttled warning + diagnostics) and the
+node resumes with the next good pair.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections import Counter, deque
+from typing import Any, Sequence
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+
+from hand_mesh_core.geometry.camera import StereoCamera
+from hand_mesh_core.pipeline import HandMeshEstimator, HandMeshResult
+from hand_mesh_ros.common import ImageRefused, image_to_rgb8, make_stereo_sync
+from hand_mesh_ros.compat import point_cloud2
+from hand_mesh_ros.config import StereoNodeConfig
+from hand_mesh_ros.params import ConfigParameterBinding, declare_config
+
+__all__ = ["HandMeshNode", "main", "NODE_NAME", "result_to_markers", "confidence_color",
+           "load_model"]
+
+NODE_NAME = "hand_mesh"
+#: Marker sizes (m): joint sphere diameter and bone line width, about a finger's thickness
+#: (adult finger width ~15-20 mm, Greiner 1991 "Hand anthropometry of U.S. army personnel").
+JOINT_DIAMETER_M = 0.012
+BONE_WIDTH_M = 0.005
+#: Period of /diagnostics (ROS convention: 1 Hz, diagnostic_updater default).
+DIAGNOSTICS_PERIOD_S = 1.0
+#: Window of the rate / latency statistics.
+STATS_WINDOW = 30
+_NS_PER_S = 1_000_000_000
+
+
+def confidence_color(confidence: float) -> tuple[float, float, float, float]:
+    """RGBA in [0, 1]: red at confidence 0, yellow at 0.5, green at 1 (alpha 0.8)."""
+    c = min(1.0, max(0.0, float(confidence)))
+    return (min(1.0, 2.0 * (1.0 - c)), min(1.0, 2.0 * c), 0.0, 0.8)
+
+
+def load_model(model_path: str, device: str) -> HandMeshEstimator:
+    """The estimator from a checkpoint via ``hand_mesh_core.pipeline.load_estimator``.
+
+    Raises:
+        ValueError: no loader available, or the file cannot be loaded (the message says why).
+    """
+    try:
+        from hand_mesh_core.pipeline import load_estimator  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise ValueError("hand_mesh_core.pipeline.load_estimator is not available in this "
+                         "build") from exc
+    try:
+        est = load_estimator(model_path or None, device)
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot load model {model_path or '<default>'!r}: {exc}") from exc
+    if not isinstance(est, HandMeshEstimator):
+        raise ValueError(f"{model_path!r} did not give a HandMeshEstimator")
+    return est
+
+
+def result_to_markers(result: HandMeshResult, header: Any) -> Any:
+    """MarkerArray of one hand: mesh (id 0), joints (id 1), bones (id 2)."""
+    from geometry_msgs.msg import Point
+    from std_msgs.msg import ColorRGBA
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from hand_mesh_core.hand.joints import BONES
+
+    r, g, b, a = confidence_color(result.confidence)
+    color = ColorRGBA(r=r, g=g, b=b, a=a)
+    arr = MarkerArray()
+
+    def marker(mid: int, ns: str, mtype: int) -> Any:
+        m = Marker(header=header, ns=ns, id=mid, type=mtype, action=Marker.ADD)
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = 1.0
+        m.color = color
+        return m
+
+    v = np.asarray(result.vertices_m, dtype=np.float64)
+    faces = np.asarray(result.faces, dtype=np.int64)
+    mesh = marker(0, "hand_mesh", Marker.TRIANGLE_LIST)
+    mesh.points = [Point(x=x, y=y, z=z) for x, y, z in v[faces.reshape(-1)].tolist()]
+    joints = marker(1, "hand_joints", Marker.SPHERE_LIST)
+    joints.scale.x = joints.scale.y = joints.scale.z = JOINT_DIAMETER_M
+    j = np.asarray(result.joints_m, dtype=np.float64)
+    joints.points = [Point(x=x, y=y, z=z) for x, y, z in j.tolist()]
+    bones = marker(2, "hand_bones", Marker.LINE_LIST)
+    bones.scale.x = BONE_WIDTH_M
+    bones.points = [Point(x=x, y=y, z=z) for a, b in BONES for x, y, z in (j[a], j[b])]
+    arr.markers = [mesh, joints, bones]
+    return arr
+
+
+class _Refused(Exception):
+    """A pair that cannot be processed; ``key`` groups the reasons for counting."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.key = key
+
+
+class HandMeshNode(Node):
+    """The hand mesh node (see the module docstring).
+
+    Args:
+        node_name: ROS node name.
+        estimator: an estimator to use instead of loading ``model_path`` (tests, embedding).
+        **kwargs: passed to ``rclpy.node.Node``.
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, estimator: HandMeshEstimator | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseArray
+        from sensor_msgs.msg import PointCloud2
+        from std_msgs.msg import Float32
+        from std_srvs.srv import Trigger
+        from visualization_msgs.msg import MarkerArray
+
+        if estimator is not None and not isinstance(estimator, HandMeshEstimator):
+            raise TypeError(f"estimator must implement HandMeshEstimator.predict, got "
+                            f"{type(estimator).__name__}")
+        declare_config(self, StereoNodeConfig)
+        self._binding = ConfigParameterBinding(self, StereoNodeConfig, self._on_param_change)
+        cfg = self.config
+        self._estimator = estimator
+        self._injected = estimator is not None
+        self._model_lock = threading.Lock()
+        self.model_error = ""
+        self._pub_markers = self.create_publisher(MarkerArray, "hand_mesh/markers", 10)
+        self._pub_points = self.create_publisher(PointCloud2, "hand_mesh/points", 10)
+        self._pub_joints = self.create_publisher(PoseArray, "hand_mesh/joints", 10)
+        self._pub_conf = self.create_publisher(Float32, "hand_mesh/confidence", 10)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._subs, self._sync = make_stereo_sync(
+            self, self._on_set, approximate=cfg.approximate_sync, slop_s=cfg.slop_s,
+            queue_size=cfg.queue_size, qos_kind=cfg.image_qos)
+        self._last_arrival = [0.0] * 4
+        for i, sub in enumerate(self._subs):
+            sub.registerCallback(self._on_arrival, i)
+        self._cond = threading.Condition()
+        self._latest: tuple | None = None
+        self._running = True
+        self.counts: Counter = Counter()
+        self.refusals: Counter = Counter()
+        self.last_refusal = ""
+        self._hand_visible = False
+        self._last_sync = 0.0
+        self._last_processed = 0.0
+        self._arrivals: deque = deque(maxlen=STATS_WINDOW)
+        self._done_times: deque = deque(maxlen=STATS_WINDOW)
+        self._latencies_s: deque = deque(maxlen=STATS_WINDOW)
+        self._last_warn: dict[str, float] = {}
+        self.create_service(Trigger, "~/reload_model", self._srv_reload)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self._worker = threading.Thread(target=self._work_loop, name="hand_mesh_worker",
+                                        daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------------ config / model
+    @property
+    def config(self) -> StereoNodeConfig:
+        """The current, validated settings."""
+        return self._binding.config
+
+    def _on_param_change(self, old: StereoNodeConfig, new: StereoNodeConfig) -> None:
+        fixed = ("approximate_sync", "slop_s", "queue_size", "image_qos")
+        changed = [k for k in fixed if getattr(old, k) != getattr(new, k)]
+        if changed:
+            raise ValueError(f"{changed} can only be set at start-up")
+        if (old.model_path, old.device) != (new.model_path, new.device) and not self._injected:
+            self._swap_model(load_model(new.model_path, new.device))
+
+    def _swap_model(self, est: HandMeshEstimator) -> None:
+        with self._model_lock:
+            self._estimator = est
+            self.model_error = ""
+
+    def reload_model(self) -> tuple[bool, str]:
+        """Load ``model_path`` again; on failure keep the current model. Returns (ok, text)."""
+        cfg = self.config
+        try:
+            est = load_model(cfg.model_path, cfg.device)
+        except ValueError as exc:
+            return False, f"{exc}; keeping the previous model"
+        self._swap_model(est)
+        self._injected = False
+        return True, f"loaded {cfg.model_path or '<default>'} on {cfg.device}"
+
+    def _srv_reload(self, request: Any, response: Any) -> Any:
+        response.success, response.message = self.reload_model()
+        return response
+
+    def _get_estimator(self) -> HandMeshEstimator:
+        with self._model_lock:
+            if self._estimator is None:
+                cfg = self.config
+                try:
+                    self._estimator = load_model(cfg.model_path, cfg.device)
+                except ValueError as exc:
+                    self.model_error = str(exc)
+                    raise _Refused("model", str(exc)) from exc
+            return self._estimator
+
+    # ------------------------------------------------------------------ input
+    def _on_arrival(self, msg: Any, index: int) -> None:
+        self._last_arrival[index] = time.monotonic()
+
+    def _on_set(self, left: Any, left_info: Any, right: Any, right_info: Any) -> None:
+        now = time.monotonic()
+        self._last_sync = now
+        self._arrivals.append(now)
+        self.counts["received"] += 1
+        with self._cond:
+            if self._latest is not None:
+                self.counts["dropped"] += 1
+            self._latest = (left, left_info, right, right_info, now)
+            self._cond.notify()
+
+    def _refuse(self, key: str, reason: str) -> None:
+        self.counts["refused"] += 1
+        self.refusals[key] += 1
+        self.last_refusal = reason
+        now = time.monotonic()
+        if now - self._last_warn.get(key, -math.inf) >= self.config.warn_period_s:
+            self._last_warn[key] = now
+            self.get_logger().warning(f"input refused ({key}): {reason}")
+
+    @staticmethod
+    def camera_from_infos(left: Any, left_info: Any, right: Any, right_info: Any
+                          ) -> StereoCamera:
+        """Check sizes and build the camera. Raises _Refused with the reason."""
+        sizes = {"left image": (left.width, left.height), "right image": (right.width,
+                                                                          right.height),
+                 "left camera_info": (left_info.width, left_info.height),
+                 "right camera_info": (right_info.width, right_info.height)}
+        if sizes["left image"] != sizes["right image"]:
+            raise _Refused("size", f"left and right images differ: {sizes['left image']} vs "
+                           f"{sizes['right image']}")
+        for side in ("left", "right"):
+            if sizes[f"{side} image"] != sizes[f"{side} camera_info"] \
+                    and sizes[f"{side} camera_info"] != (0, 0):
+                raise _Refused("size", f"{side} image is {sizes[f'{side} image']} but its "
+                               f"camera_info says {sizes[f'{side} camera_info']}")
+        try:
+            return StereoCamera.from_camera_info(list(left_info.p), list(right_info.p),
+                                                 sizes["left image"], sizes["right image"])
+        except ValueError as exc:  # includes RectificationError
+            raise _Refused("camera", f"bad camera_info: {exc}") from exc
+
+    # ------------------------------------------------------------------ worker
+    def _work_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and self._latest is None:
+                    self._cond.wait(0.1)
+                if not self._running:
+                    return
+                item, self._latest = self._latest, None
+            cfg = self.config
+            if cfg.max_rate_hz > 0:
+                wait = self._last_processed + 1.0 / cfg.max_rate_hz - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                    with self._cond:  # a newer pair arrived meanwhile: it wins
+                        if self._latest is not None:
+                            self.counts["dropped"] += 1
+                            item, self._latest = self._latest, None
+            self._last_processed = time.monotonic()
+            try:
+                self._process(*item)
+            except _Refused as exc:
+                self._refuse(exc.key, str(exc))
+            except Exception as exc:  # noqa: BLE001 - never let one pair kill the node
+                self._refuse("error", f"{type(exc).__name__}: {exc}")
+
+    def _process(self, left: Any, left_info: Any, right: Any, right_info: Any,
+                 arrived: float) -> None:
+        cfg = self.config
+        try:
+            img_l = image_to_rgb8(left, cfg.max_image_pixels)
+            img_r = image_to_rgb8(right, cfg.max_image_pixels)
+        except ImageRefused as exc:
+            raise _Refused("image", str(exc)) from exc
+        camera = self.camera_from_infos(left, left_info, right, right_info)
+        est = self._get_estimator()
+        result = est.predict(img_l, img_r, camera)
+        header = left.header
+        if result is not None and result.confidence < cfg.min_confidence:
+            self.counts["low_confidence"] += 1
+            result = None
+        if result is None:
+            self.counts["no_hand"] += 1
+            self.refusals["no_hand"] += 1
+            if self._hand_visible:
+                self._publish_lost(header)
+            self._hand_visible = False
+            self._finish(arrived)
+            return
+        self._publish(result, header)
+        self._hand_visible = True
+        self.counts["published"] += 1
+        self._finish(arrived)
+
+    def _finish(self, arrived: float) -> None:
+        now = time.monotonic()
+        self._done_times.append(now)
+        self._latencies_s.append(now - arrived)
+        self.counts["processed"] += 1
+
+    # ------------------------------------------------------------------ output
+    def _publish_lost(self, header: Any) -> None:
+        from visualization_msgs.msg import Marker, MarkerArray
+
+        self._pub_markers.publish(MarkerArray(markers=[Marker(header=header,
+                                                              action=Marker.DELETEALL)]))
+
+    def _publish(self, result: HandMeshResult, header: Any) -> None:
+        from geometry_msgs.msg import Pose, PoseArray
+        from std_msgs.msg import Float32
+
+        self._pub_markers.publish(result_to_markers(result, header))
+        self._pub_points.publish(point_cloud2.create_cloud_xyz32(
+            header, np.asarray(result.vertices_m, dtype=np.float32)))
+        poses = PoseArray(header=header)
+        for x, y, z in np.asarray(result.joints_m, dtype=np.float64).tolist():
+            p = Pose()
+            p.position.x, p.position.y, p.position.z = x, y, z
+            p.orientation.w = 1.0
+            poses.poses.append(p)
+        self._pub_joints.publish(poses)
+        self._pub_conf.publish(Float32(data=float(result.confidence)))
+
+    # ------------------------------------------------------------------ diagnostics
+    @staticmethod
+    def _rate(times: deque) -> float:
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    def diagnostic_status(self) -> Any:
+        """The node's ``diagnostic_msgs/DiagnosticStatus`` now."""
+        from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+        now = time.monotonic()
+        cfg = self.config
+        level, message = DiagnosticStatus.OK, "ok"
+        img_l, img_r = self._last_arrival[0], self._last_arrival[2]
+        stale = cfg.stall_timeout_s
+        if max(img_l, img_r) == 0.0:
+            level, message = DiagnosticStatus.WARN, "no input yet"
+        elif now - max(img_l, img_r) > stale:
+            level, message = DiagnosticStatus.WARN, "no images for " \
+                f"{now - max(img_l, img_r):.1f} s"
+        elif now - min(img_l, img_r) > stale:
+            side = "left" if img_l < img_r else "right"
+            level, message = DiagnosticStatus.WARN, f"{side} camera stalled"
+        elif now - self._last_sync > stale:
+            level, message = DiagnosticStatus.WARN, \
+                "images arrive but their stamps do not match (check approximate_sync / slop_s)"
+        elif self.model_error:
+            level, message = DiagnosticStatus.ERROR, self.model_error
+        elif self.last_refusal and self.counts["refused"] and \
+                now - max(self._last_warn.values(), default=-math.inf) < stale:
+            level, message = DiagnosticStatus.WARN, f"input refused: {self.last_refusal}"
+        lat = sorted(self._latencies_s)
+        values = {
+            "input_rate_hz": f"{self._rate(self._arrivals):.2f}",
+            "processed_rate_hz": f"{self._rate(self._done_times):.2f}",
+            "latency_ms_median": f"{1e3 * lat[len(lat) // 2]:.1f}" if lat else "nan",
+            "received": str(self.counts["received"]),
+            "processed": str(self.counts["processed"]),
+            "published": str(self.counts["published"]),
+            "dropped": str(self.counts["dropped"]),
+            "refused": str(self.counts["refused"]),
+            "no_hand": str(self.counts["no_hand"]),
+            "last_refusal": self.last_refusal,
+            "model": cfg.model_path or "<default>",
+        }
+        values.update({f"refused_{k}": str(v) for k, v in self.refusals.items()})
+        return DiagnosticStatus(level=level, name=f"{self.get_name()}: hand mesh",
+                                message=message, hardware_id=self.get_fully_qualified_name(),
+                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _publish_diagnostics(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        arr = DiagnosticArray(status=[self.diagnostic_status()])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diag.publish(arr)
+
+    def destroy_node(self) -> None:
+        """Stop the worker, then destroy the node."""
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Entry point (``ros2 run hand_mesh_ros stereo_node``). Returns the exit code."""
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    argv = list(sys.argv[1:] if args is None else args)
+    rclpy.init(args=["stereo_node", *argv])
+    node = HandMeshNode()
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        executor.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,228 @@
+"""Hand ROI: disparity matching, candidate scoring (stereo, size, prior), real STB pair."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from hand_mesh_core.config.base import ConfigError
+from hand_mesh_core.data.config import RoiConfig
+from hand_mesh_core.data.roi import (
+    HandRoiTracker, box_iou, draw_hand_roi, find_hand_roi, match_disparity, roi_from_box,
+    score_candidates,
+)
+from hand_mesh_core.geometry.camera import StereoCamera
+
+REAL = Path("/work/shared/realdata/stb")
+needs_real = pytest.mark.skipif(not (REAL / "images/B1Counting/BB_left_0.png").is_file(),
+                                reason="real STB sample not available")
+CAM = StereoCamera(fx=400.0, fy=400.0, cx=160.0, cy=120.0, baseline_m=0.1, width=320,
+                   height=240)   # fx * B = 40 px*m: 0.5 m -> 80 px
+
+
+FINGER_TOPS_PX = (14, 0, 6, 22)   # fingers of different lengths (a collinear hull has no gaps)
+
+
+def _hand_blob():
+    """A 120 x 80 px palm with four finger-like prongs (0.15 m tall at 0.5 m for CAM)."""
+    m = np.zeros((120, 80), bool)
+    m[60:, :] = True
+    for k, top in enumerate(FINGER_TOPS_PX):
+        m[top:60, 4 + k * 20: 16 + k * 20] = True
+    return m
+
+
+def _naive_iou(blob, x0, y0, right, d):
+    h, w = blob.shape
+    win = np.zeros_like(blob)
+    for j in range(w):
+        c = x0 - d + j
+        if 0 <= c < right.shape[1]:
+            win[:, j] = right[y0:y0 + h, c]
+    inter = (blob & win).sum()
+    return inter / max((blob | win).sum(), 1)
+
+
+def test_match_disparity_matches_naive_reference():
+    rng = np.random.default_rng(0)
+    right = rng.random((50, 120)) < 0.3
+    blob = rng.random((10, 15)) < 0.5
+    x0, y0 = 70, 20
+    d, iou = match_disparity(blob, x0, y0, right, 5, 90)
+    ref = [_naive_iou(blob, x0, y0, right, dd) for dd in range(5, 91)]
+    assert iou == pytest.approx(max(ref), abs=1e-6)
+    assert abs(d - (5 + int(np.argmax(ref)))) <= 0.5
+
+
+def test_match_disparity_recovers_a_shift_with_border_cut():
+    blob = _hand_blob()
+    right = np.zeros((240, 320), bool)
+    right[100:220, 30:110] = blob             # left box at x0 = 100 -> d = 70
+    d, iou = match_disparity(blob, 100, 100, right, 10, 200)
+    assert iou == pytest.approx(1.0) and d == pytest.approx(70.0, abs=0.5)
+    # A blob at d = 130 would start at x = -30 in the right image: the visible part only.
+    right2 = np.zeros((240, 320), bool)
+    right2[100:220, 0:50] = blob[:, 30:]
+    d2, iou2 = match_disparity(blob, 100, 100, right2, 10, 200)
+    assert iou2 == pytest.approx(blob[:, 30:].sum() / blob.sum(), abs=1e-6)
+    assert d2 == pytest.approx(130.0, abs=0.5)
+    assert match_disparity(np.zeros((3, 3), bool), 0, 0, right, 0, 5) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="d_min <= d_max"):
+        match_disparity(blob, 100, 100, right, 50, 10)
+    with pytest.raises(ValueError, match="outside"):
+        match_disparity(blob, 300, 100, right, 0, 10)
+    with pytest.raises(ValueError, match="2-D"):
+        match_disparity(blob[None], 0, 0, right, 0, 10)
+
+
+def _scene(hand_xy=(200, 60), hand_d=80, face_xy=(5, 40), face_right=False):
+    """Masks with a hand at disparity hand_d (0.5 m) and a bigger blob cut by the border."""
+    ml = np.zeros((240, 320), bool)
+    mr = np.zeros((240, 320), bool)
+    hx, hy = hand_xy
+    ml[hy:hy + 120, hx:hx + 80] = _hand_blob()
+    mr[hy:hy + 120, hx - hand_d:hx - hand_d + 80] = _hand_blob()
+    fx, fy = face_xy
+    ml[fy:fy + 130, fx:fx + 100] = True           # "face": larger than the hand
+    if face_right:
+        mr[fy:fy + 130, fx:fx + 10] = True        # its sliver left in the right view
+    return ml, mr
+
+
+def test_hand_chosen_over_larger_unmatched_face():
+    ml, mr = _scene(face_right=True)
+    roi = find_hand_roi(None, None, CAM, masks=(ml, mr))
+    assert roi is not None and roi.source == "skin" and roi.stereo_matched
+    assert roi.candidate.bbox_left == (199.5, 59.5, 80.0, 120.0)   # pixel edges
+    assert roi.disparity_px == pytest.approx(80.0, abs=0.5)
+    assert roi.depth_m == pytest.approx(0.5, rel=0.01)
+    assert roi.candidate.size_m == pytest.approx(120 * 0.5 / 400, rel=0.01)
+    assert roi.candidate.finger_gaps == 3
+    face = roi.candidates[1]
+    assert face.area_px > roi.candidate.area_px and not face.stereo_ok
+    x0, y0, w, h = roi.left
+    assert w == h == pytest.approx(120 * 1.3)
+    assert roi.center_uv == pytest.approx((239.5, 119.5))   # centre of pixels 200..279
+    assert roi.right == pytest.approx((x0 - roi.disparity_px, y0, w, h))
+
+
+def test_size_at_depth_rejects_a_too_large_stereo_blob():
+    # Two identical stereo-consistent blobs: 120 px at d = 10 px (4 m) is 1.2 m, far beyond
+    # a hand; at d = 80 px (0.5 m) it is 0.15 m.
+    cfg = RoiConfig(max_depth_m=5.0)
+    ml = np.zeros((240, 320), bool)
+    mr = np.zeros((240, 320), bool)
+    ml[0:120, 40:120] = _hand_blob()
+    mr[0:120, 30:110] = _hand_blob()              # d = 10 px
+    ml[120:240, 220:300] = _hand_blob()
+    mr[120:240, 140:220] = _hand_blob()           # d = 80 px
+    cands = score_candidates(ml, mr, CAM, cfg)
+    assert cands[0].bbox_left[:2] == (219.5, 119.5)
+    assert cands[0].size_m == pytest.approx(0.15, rel=0.02)
+    assert cands[1].size_m == pytest.approx(1.2, rel=0.02)
+    assert cands[0].score - cands[1].score == pytest.approx(cfg.weight_size, abs=1e-6)
+
+
+def test_prior_breaks_a_tie_and_tracker_keeps_it():
+    ml = np.zeros((240, 320), bool)
+    mr = np.zeros((240, 320), bool)
+    for x in (100, 220):
+        ml[60:180, x:x + 80] = _hand_blob()
+        mr[60:180, x - 90:x - 10] = _hand_blob()   # d = 90 px
+    for x in (100, 220):
+        cands = score_candidates(ml, mr, CAM, prior=(x - 5, 55, 90, 130))
+        assert cands[0].bbox_left[0] == x - 0.5 and cands[0].prior_iou > 0.5
+        assert cands[0].score - cands[1].score == pytest.approx(
+            RoiConfig().weight_prior * cands[0].prior_iou, abs=1e-5)
+    tracker = HandRoiTracker(CAM)
+    tracker.set_prior((215, 55, 90, 130))
+    rgb = np.zeros((240, 320, 3), np.uint8)
+    rgb_l, rgb_r = rgb.copy(), rgb.copy()
+    rgb_l[ml] = (224, 172, 140)
+    rgb_r[mr] = (224, 172, 140)
+    roi = tracker(rgb_l, rgb_r)
+    assert roi.candidate.bbox_left[0] == 219.5 and tracker.prior == roi.candidate.bbox_left
+    assert tracker(rgb, rgb) is None and tracker.prior is None
+    with pytest.raises(ValueError, match="prior"):
+        tracker.set_prior((0, 0, -1, 5))
+
+
+def test_no_hand_and_validation():
+    empty = np.zeros((240, 320), bool)
+    assert find_hand_roi(None, None, CAM, masks=(empty, empty)) is None
+    ml, mr = _scene()
+    with pytest.raises(ValueError, match="camera size"):
+        score_candidates(ml[:10], mr, CAM)
+    with pytest.raises(TypeError, match="RoiConfig"):
+        find_hand_roi(None, None, CAM, config={"min_score": 1.0}, masks=(ml, mr))
+    with pytest.raises(ValueError, match="pair"):
+        find_hand_roi(None, None, CAM, masks=(ml,))
+    with pytest.raises(ValueError, match="width, height > 0"):
+        roi_from_box(None, None, CAM, (0, 0, 0, 10), masks=(ml, mr))
+    with pytest.raises(ValueError, match=r"\(x0, y0, width, height\)"):
+        roi_from_box(None, None, CAM, (0, 0, 10), masks=(ml, mr))
+    with pytest.raises(ConfigError, match="min_depth_m"):
+        RoiConfig(min_depth_m=3.0, max_depth_m=2.0)
+    with pytest.raises(ConfigError, match="min_hand_size_m"):
+        RoiConfig(min_hand_size_m=0.3, max_hand_size_m=0.2)
+
+
+def test_external_box():
+    ml, mr = _scene()
+    roi = roi_from_box(None, None, CAM, (195, 55, 90, 130), masks=(ml, mr))
+    assert roi.source == "external" and roi.stereo_matched
+    assert roi.disparity_px == pytest.approx(80.0, abs=0.5)
+    assert roi.left == pytest.approx((175.0, 55.0, 130.0, 130.0))   # square, same centre
+    # A box on no skin: the depth prior.
+    roi2 = roi_from_box(None, None, CAM, (150, 200, 30, 30), masks=(ml, mr))
+    assert not roi2.stereo_matched and roi2.depth_m == RoiConfig().default_depth_m
+    assert roi2.disparity_px == pytest.approx(CAM.fx_baseline / roi2.depth_m)
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+
+
+@needs_real
+def test_real_stb_roi_holds_the_hand_not_the_face():
+    from hand_mesh_core.data.skin import skin_masks_stereo
+    from hand_mesh_core.data.stb import StbDataset
+
+    s = StbDataset(REAL)[0]
+    masks = skin_masks_stereo(s.left, s.right)
+    roi = find_hand_roi(s.left, s.right, s.camera, masks=masks)
+    assert roi is not None and roi.stereo_matched
+    assert 147.0 <= roi.disparity_px <= 149.0          # labels: 147-149 px
+    assert 0.66 <= roi.depth_m <= 0.68                 # labels: 664-675 mm
+    j = s.joints_m.astype(np.float64)
+    uv_l = (j @ s.camera.K.T)[:, :2] / j[:, 2:]
+    uv_r = uv_l.copy()
+    uv_r[:, 0] -= s.camera.fx_baseline / j[:, 2]
+    for (x0, y0, w, h), uv in ((roi.left, uv_l), (roi.right, uv_r)):
+        assert ((uv[:, 0] >= x0) & (uv[:, 0] < x0 + w)
+                & (uv[:, 1] >= y0) & (uv[:, 1] < y0 + h)).all()
+    # The face: the subject's head at the left border, x < 155, y 110-345 (checked visually).
+    assert box_iou(roi.left, (0, 110, 155, 235)) == 0.0
+    face = [c for c in roi.candidates if c.bbox_left[0] == -0.5 and c.area_px > 10000]
+    assert face and face[0].area_px < 1.1 * roi.candidate.area_px  # similar size to the hand
+    assert face[0].score < roi.score - 1.0
+    # An external box around the hand measures the same disparity.
+    ext = roi_from_box(s.left, s.right, s.camera, roi.candidate.bbox_left, masks=masks)
+    assert ext.disparity_px == pytest.approx(roi.disparity_px, abs=0.5)
+
+
+def test_draw_hand_roi():
+    ml, mr = _scene(face_right=True)
+    rgb = np.full((240, 320, 3), 50, np.uint8)
+    roi = find_hand_roi(None, None, CAM, masks=(ml, mr))
+    img = draw_hand_roi(rgb, rgb, (ml, mr), roi, np.array([[240.0, 120.0]]),
+                        np.array([[160.0, 120.0]]))
+    assert img.shape == (240, 640, 3)
+    x0, y0, w, _ = (int(round(v)) for v in roi.left)
+    assert tuple(img[y0 + 5, x0]) == (0, 255, 0)                  # chosen window, left
+    assert tuple(img[120, 240]) == (255, 0, 0)                    # point, left
+    assert tuple(img[120, 320 + 160]) == (255, 0, 0)              # point, right
+    assert cv2.countNonZero((img[..., 1] == 255).astype(np.uint8)) > 0

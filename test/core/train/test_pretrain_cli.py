@@ -1,0 +1,40 @@
+"""``hand-mesh pretrain`` argument errors: one line on stderr, exit code 2."""
+from __future__ import annotations
+
+import pytest
+
+from hand_mesh_core.cli.adapt import load_target
+from hand_mesh_core.cli.main import CliError, main
+
+
+def test_missing_folder(tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "dataset folder not found" in err and len(err.splitlines()) == 1
+
+
+def test_unlabelled_folder(tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no metadata.json" in capsys.readouterr().err
+
+
+def test_bad_config_key(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("stepz: 3\n")
+    (tmp_path / "metadata.json").write_text("{}")
+    assert main(["pretrain", "--data", str(tmp_path), "--config", str(cfg), "--out",
+                 str(tmp_path / "o")]) == 2
+    assert "valid keys" in capsys.readouterr().err
+
+
+def test_adapt_refuses_pickle_and_unknown_folder(tmp_path, capsys):
+    assert main(["adapt", "--model", str(tmp_path / "m.pth"), "--data", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "refused" in capsys.readouterr().err
+    with pytest.raises(CliError, match="not a synthetic dataset"):
+        load_target(tmp_path, 10)
+    with pytest.raises(FileNotFoundError):
+        load_target(tmp_path / "nope", 10)
+    assert main(["adapt", "--model", str(tmp_path / "m.safetensors"), "--data", str(tmp_path),
+                 "--out", str(tmp_path / "o"), "--frames", "0"]) == 2
+    assert "--frames must be >= 1" in capsys.readouterr().err
