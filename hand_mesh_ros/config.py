@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from hand_mesh_core.config.base import ConfigBase, setting
 
 __all__ = ["SyncConfig", "RecorderConfig", "StereoNodeConfig", "IMAGE_QOS_CHOICES",
-           "STORAGE_CHOICES", "COMPRESSION_CHOICES", "DEVICE_CHOICES", "HANDEDNESS_CHOICES"]
+           "STORAGE_CHOICES", "COMPRESSION_CHOICES", "DEVICE_CHOICES", "HANDEDNESS_CHOICES",
+           "AUTO_HANDEDNESS", "INPUT_SIZE_FROM_CHECKPOINT"]
 
 #: QoS of the image subscriptions: "sensor_data" (best effort, matches every publisher) or
 #: "reliable" (lossless, matches only reliable publishers).
@@ -18,6 +19,11 @@ STORAGE_CHOICES = ("mcap", "sqlite3")
 COMPRESSION_CHOICES = ("none", "png", "jpeg")
 DEVICE_CHOICES = ("cpu", "cuda")
 HANDEDNESS_CHOICES = ("left", "right", "auto")
+#: The hand reported for handedness "auto" until a handedness classifier exists (the synthetic
+#: pretraining data and most single-hand rigs are right-handed).
+AUTO_HANDEDNESS = "right"
+#: ``input_size`` value meaning "use the checkpoint's input size".
+INPUT_SIZE_FROM_CHECKPOINT = 0
 
 
 @dataclass(frozen=True)
@@ -69,11 +75,13 @@ class StereoNodeConfig(SyncConfig):
 
     model_path: str = setting("", "checkpoint (.safetensors); empty: the shipped default")
     device: str = setting("cpu", "inference device", choices=DEVICE_CHOICES)
-    handedness: str = setting("auto", "hand to expect", choices=HANDEDNESS_CHOICES)
+    handedness: str = setting("auto", "hand to expect: left or right; auto means right until "
+                              "a handedness classifier exists", choices=HANDEDNESS_CHOICES)
     min_confidence: float = setting(0.3, "results below this confidence count as no hand",
                                     ge=0.0, le=1.0)
-    input_size: int = setting(256, "side of the square network input crop", unit="px",
-                              ge=32, le=1024)
+    input_size: int = setting(INPUT_SIZE_FROM_CHECKPOINT, "side of the square network input "
+                              "crop; 0: the checkpoint's, else it must equal the checkpoint's "
+                              "(a mismatch is refused)", unit="px", ge=0, le=1024)
     max_rate_hz: float = setting(0.0, "process at most this many pairs per second (0: as "
                                  "fast as possible)", unit="Hz", ge=0.0)
     max_image_pixels: int = setting(4096 * 4096, "larger images are refused", unit="px", gt=0)

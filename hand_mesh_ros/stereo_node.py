@@ -30,11 +30,12 @@ from hand_mesh_core.geometry.camera import StereoCamera
 from hand_mesh_core.pipeline import HandMeshEstimator, HandMeshResult
 from hand_mesh_ros.common import ImageRefused, image_to_rgb8, make_stereo_sync
 from hand_mesh_ros.compat import point_cloud2
-from hand_mesh_ros.config import StereoNodeConfig
+from hand_mesh_ros.config import (AUTO_HANDEDNESS, HANDEDNESS_CHOICES,
+                                  INPUT_SIZE_FROM_CHECKPOINT, StereoNodeConfig)
 from hand_mesh_ros.params import ConfigParameterBinding, declare_config
 
 __all__ = ["HandMeshNode", "main", "NODE_NAME", "result_to_markers", "confidence_color",
-           "load_model"]
+           "load_model", "resolve_handedness", "checkpoint_input_size", "MODEL_KEYS"]
 
 NODE_NAME = "hand_mesh"
 #: Marker sizes (m): joint sphere diameter and bone line width, about a finger's thickness
@@ -46,6 +47,8 @@ DIAGNOSTICS_PERIOD_S = 1.0
 #: Window of the rate / latency statistics.
 STATS_WINDOW = 30
 _NS_PER_S = 1_000_000_000
+#: Parameters that select the model: changing one reloads it.
+MODEL_KEYS = ("model_path", "device", "handedness", "input_size")
 
 
 def confidence_color(confidence: float) -> tuple[float, float, float, float]:
@@ -54,23 +57,64 @@ def confidence_color(confidence: float) -> tuple[float, float, float, float]:
     return (min(1.0, 2.0 * (1.0 - c)), min(1.0, 2.0 * c), 0.0, 0.8)
 
 
-def load_model(model_path: str, device: str) -> HandMeshEstimator:
-    """The estimator from a checkpoint via ``hand_mesh_core.pipeline.load_estimator``.
+def resolve_handedness(handedness: str) -> str:
+    """The hand the estimator reports for the node's ``handedness`` parameter.
+
+    "left" and "right" are kept; "auto" is :data:`AUTO_HANDEDNESS` ("right") until a
+    handedness classifier exists.
 
     Raises:
-        ValueError: no loader available, or the file cannot be loaded (the message says why).
+        ValueError: ``handedness`` is not one of :data:`HANDEDNESS_CHOICES`.
     """
+    if handedness not in HANDEDNESS_CHOICES:
+        raise ValueError(f"handedness must be one of {list(HANDEDNESS_CHOICES)}, got "
+                         f"{handedness!r}")
+    return AUTO_HANDEDNESS if handedness == "auto" else handedness
+
+
+def checkpoint_input_size(estimator: Any) -> int | None:
+    """The network input side (px) of an estimator built from a checkpoint, or None when the
+    estimator does not expose one (``estimator.model.config.input_size``)."""
+    size = getattr(getattr(getattr(estimator, "model", None), "config", None), "input_size",
+                   None)
+    return int(size) if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def load_model(model_path: str, device: str, handedness: str = "auto",
+               input_size: int = INPUT_SIZE_FROM_CHECKPOINT) -> HandMeshEstimator:
+    """The estimator from a checkpoint via ``hand_mesh_core.pipeline.load_estimator``.
+
+    Args:
+        model_path: ``.safetensors`` checkpoint; "" loads the shipped default.
+        device: "cpu" or "cuda".
+        handedness: "left", "right" or "auto" (= right, see :func:`resolve_handedness`).
+        input_size: expected network input side, px; 0 accepts the checkpoint's.
+
+    Raises:
+        ValueError: no loader available, the file cannot be loaded, or ``input_size``
+            differs from the checkpoint's (the message says why).
+    """
+    hand = resolve_handedness(handedness)
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 0:
+        raise ValueError(f"input_size must be an int >= 0 (0: from the checkpoint), got "
+                         f"{input_size!r}")
     try:
-        from hand_mesh_core.pipeline import load_estimator  # type: ignore[attr-defined]
+        from hand_mesh_core.pipeline import load_estimator
     except ImportError as exc:
         raise ValueError("hand_mesh_core.pipeline.load_estimator is not available in this "
                          "build") from exc
+    name = model_path or "<default>"
     try:
-        est = load_estimator(model_path or None, device)
+        est = load_estimator(model_path or None, device, hand)
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise ValueError(f"cannot load model {model_path or '<default>'!r}: {exc}") from exc
+        raise ValueError(f"cannot load model {name!r}: {exc}") from exc
     if not isinstance(est, HandMeshEstimator):
-        raise ValueError(f"{model_path!r} did not give a HandMeshEstimator")
+        raise ValueError(f"{name!r} did not give a HandMeshEstimator")
+    size = checkpoint_input_size(est)
+    if input_size != INPUT_SIZE_FROM_CHECKPOINT and size != input_size:
+        raise ValueError(f"input_size is {input_size} px but the checkpoint {name!r} was "
+                         f"trained at {size} px; set input_size to {size} or to 0 (= the "
+                         "checkpoint's)")
     return est
 
 
@@ -170,6 +214,11 @@ class HandMeshNode(Node):
         self._latencies_s: deque = deque(maxlen=STATS_WINDOW)
         self._last_warn: dict[str, float] = {}
         self.create_service(Trigger, "~/reload_model", self._srv_reload)
+        if not self._injected:  # load now: errors show in /diagnostics before the first pair
+            try:
+                self._get_estimator()
+            except _Refused as exc:
+                self.get_logger().error(str(exc))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._worker = threading.Thread(target=self._work_loop, name="hand_mesh_worker",
                                         daemon=True)
@@ -186,8 +235,15 @@ class HandMeshNode(Node):
         changed = [k for k in fixed if getattr(old, k) != getattr(new, k)]
         if changed:
             raise ValueError(f"{changed} can only be set at start-up")
-        if (old.model_path, old.device) != (new.model_path, new.device) and not self._injected:
-            self._swap_model(load_model(new.model_path, new.device))
+        if any(getattr(old, k) != getattr(new, k) for k in MODEL_KEYS) and not self._injected:
+            self._swap_model(self._load(new))
+
+    def _load(self, cfg: StereoNodeConfig) -> HandMeshEstimator:
+        est = load_model(cfg.model_path, cfg.device, cfg.handedness, cfg.input_size)
+        self.get_logger().info(
+            f"model {cfg.model_path or '<default>'} loaded on {cfg.device}: input "
+            f"{checkpoint_input_size(est)} px, {resolve_handedness(cfg.handedness)} hand")
+        return est
 
     def _swap_model(self, est: HandMeshEstimator) -> None:
         with self._model_lock:
@@ -195,10 +251,11 @@ class HandMeshNode(Node):
             self.model_error = ""
 
     def reload_model(self) -> tuple[bool, str]:
-        """Load ``model_path`` again; on failure keep the current model. Returns (ok, text)."""
+        """Load ``model_path`` again (same device, handedness and input size checks as at
+        start-up); on failure keep the current model. Returns (ok, text)."""
         cfg = self.config
         try:
-            est = load_model(cfg.model_path, cfg.device)
+            est = self._load(cfg)
         except ValueError as exc:
             return False, f"{exc}; keeping the previous model"
         self._swap_model(est)
@@ -214,7 +271,7 @@ class HandMeshNode(Node):
             if self._estimator is None:
                 cfg = self.config
                 try:
-                    self._estimator = load_model(cfg.model_path, cfg.device)
+                    self._estimator = self._load(cfg)
                 except ValueError as exc:
                     self.model_error = str(exc)
                     raise _Refused("model", str(exc)) from exc
@@ -365,7 +422,9 @@ class HandMeshNode(Node):
         level, message = DiagnosticStatus.OK, "ok"
         img_l, img_r = self._last_arrival[0], self._last_arrival[2]
         stale = cfg.stall_timeout_s
-        if max(img_l, img_r) == 0.0:
+        if self.model_error:
+            level, message = DiagnosticStatus.ERROR, self.model_error
+        elif max(img_l, img_r) == 0.0:
             level, message = DiagnosticStatus.WARN, "no input yet"
         elif now - max(img_l, img_r) > stale:
             level, message = DiagnosticStatus.WARN, "no images for " \
@@ -376,8 +435,6 @@ class HandMeshNode(Node):
         elif now - self._last_sync > stale:
             level, message = DiagnosticStatus.WARN, \
                 "images arrive but their stamps do not match (check approximate_sync / slop_s)"
-        elif self.model_error:
-            level, message = DiagnosticStatus.ERROR, self.model_error
         elif self.last_refusal and self.counts["refused"] and \
                 now - max(self._last_warn.values(), default=-math.inf) < stale:
             level, message = DiagnosticStatus.WARN, f"input refused: {self.last_refusal}"
@@ -394,6 +451,9 @@ class HandMeshNode(Node):
             "no_hand": str(self.counts["no_hand"]),
             "last_refusal": self.last_refusal,
             "model": cfg.model_path or "<default>",
+            "model_loaded": str(self._estimator is not None).lower(),
+            "model_input_size_px": str(checkpoint_input_size(self._estimator) or ""),
+            "handedness": resolve_handedness(cfg.handedness),
         }
         values.update({f"refused_{k}": str(v) for k, v in self.refusals.items()})
         return DiagnosticStatus(level=level, name=f"{self.get_name()}: hand mesh",

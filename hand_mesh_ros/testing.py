@@ -1,10 +1,12 @@
-"""Test and benchmark helpers: synthetic stereo messages, a stereo publisher, spin helpers.
+"""Test, benchmark and demo helpers: synthetic stereo messages, a stereo publisher, spin
+helpers, and an end-to-end harness (the stereo node as a process, its results collected).
 
-Used by ``test/ros`` and ``test/bench``; not needed at run time.
+Used by ``test/ros``, ``test/bench`` and ``hand_mesh_ros.demo``; the nodes do not need it.
 """
 from __future__ import annotations
 
 import array
+import json
 import threading
 import time
 from typing import Any, Callable
@@ -14,7 +16,8 @@ import numpy as np
 from hand_mesh_core.geometry.camera import StereoCamera
 
 __all__ = ["make_camera_infos", "make_image", "skin_image", "StereoPublisher", "spin_until",
-           "BackgroundSpinner", "SKIN_RGB", "BACKGROUND_RGB"]
+           "BackgroundSpinner", "SKIN_RGB", "BACKGROUND_RGB", "stamp_msg", "stereo_messages",
+           "stereo_node_command", "NodeProcess", "ResultCollector", "publish_until"]
 
 #: A skin tone inside the Chai & Ngan YCrCb box (Y 160, Cr 150, Cb 105).
 SKIN_RGB = (224, 158, 128)
@@ -162,3 +165,191 @@ class BackgroundSpinner:
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join(timeout=5.0)
+
+
+# --------------------------------------------------------------------------- end-to-end harness
+#: Relative input topics of the stereo node (same order as ``common.STEREO_TOPICS``).
+_INPUTS = ("left/image_rect", "left/camera_info", "right/image_rect", "right/camera_info")
+#: Seconds to wait for the node process to stop after SIGINT before it is killed.
+STOP_TIMEOUT_S = 10.0
+
+
+def stereo_messages(left_rgb: np.ndarray, right_rgb: np.ndarray, camera: StereoCamera,
+                    stamp: Any, frame_id: str = "left_optical") -> tuple[Any, Any, Any, Any]:
+    """(left image, left info, right image, right info) of one rectified pair, all with
+    ``stamp``; images rgb8, the right frame id is ``frame_id`` with "left" -> "right"."""
+    right_id = frame_id.replace("left", "right") if "left" in frame_id else frame_id + "_right"
+    li, ri = make_camera_infos(camera, stamp, frame_id, right_id)
+    return (make_image(left_rgb, stamp, frame_id), li, make_image(right_rgb, stamp, right_id), ri)
+
+
+def stereo_node_command(namespace: str, input_prefix: str, params: dict[str, Any],
+                        python: str | None = None) -> list[str]:
+    """The command line that ``ros2 run hand_mesh_ros stereo_node`` amounts to.
+
+    Args:
+        namespace: node namespace (outputs appear under it), e.g. "/e2e".
+        input_prefix: absolute prefix the four inputs are remapped to, e.g. "/e2e_cam".
+        params: ``-p name:=value`` parameters (bool as true/false, str quoted).
+        python: interpreter (default: this one).
+    """
+    import sys
+
+    if not namespace.startswith("/") or not input_prefix.startswith("/"):
+        raise ValueError(f"namespace and input_prefix must be absolute (start with '/'), got "
+                         f"{namespace!r}, {input_prefix!r}")
+    cmd = [python or sys.executable, "-m", "hand_mesh_ros.stereo_node", "--ros-args",
+           "-r", f"__ns:={namespace}"]
+    for topic in _INPUTS:
+        cmd += ["-r", f"{topic}:={input_prefix.rstrip('/')}/{topic}"]
+    for name, value in params.items():
+        if isinstance(value, bool):
+            text = str(value).lower()
+        elif isinstance(value, str):  # a YAML string, so "" or "1" stay strings
+            text = json.dumps(value)
+        else:
+            text = repr(value)
+        cmd += ["-p", f"{name}:={text}"]
+    return cmd
+
+
+class NodeProcess:
+    """A node started as a separate process (context manager); its output goes to a file.
+
+    Args:
+        cmd: the command line.
+        env: environment (default: this process's, with the repository on PYTHONPATH).
+        log_path: where stdout and stderr go (default: a temporary file).
+    """
+
+    def __init__(self, cmd: list[str], env: dict[str, str] | None = None,
+                 log_path: str | None = None) -> None:
+        import os
+        import subprocess
+        import tempfile
+        from pathlib import Path
+
+        if env is None:
+            env = dict(os.environ)
+            repo = str(Path(__file__).resolve().parents[1])
+            env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+        if log_path is None:
+            fd, log_path = tempfile.mkstemp(prefix="hand_mesh_node_", suffix=".log")
+            os.close(fd)
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     text=True)
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        """Everything the process wrote so far."""
+        if not self._log.closed:
+            self._log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """SIGINT, wait, kill if needed. Returns the exit code."""
+        import signal
+        import subprocess
+
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> "NodeProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+class ResultCollector:
+    """Subscribes to a stereo node's outputs and keeps them with their receipt times.
+
+    Attributes:
+        joints: stamp ns -> (receipt monotonic s, (21, 3) float64 joints, m).
+        points: stamp ns -> (receipt monotonic s, (V, 3) float32 vertices, m).
+        frames: stamp ns -> frame id of the joints message.
+        confidences: confidence values in arrival order (Float32 has no header).
+        diagnostics: the node's DiagnosticStatus messages in arrival order.
+    """
+
+    def __init__(self, node: Any, namespace: str) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseArray
+        from sensor_msgs.msg import PointCloud2
+        from std_msgs.msg import Float32
+
+        ns = namespace.rstrip("/")
+        self.namespace = ns
+        self.joints: dict[int, tuple[float, np.ndarray]] = {}
+        self.points: dict[int, tuple[float, np.ndarray]] = {}
+        self.frames: dict[int, str] = {}
+        self.confidences: list[float] = []
+        self.diagnostics: list[Any] = []
+        node.create_subscription(PoseArray, f"{ns}/hand_mesh/joints", self._on_joints, 10)
+        node.create_subscription(PointCloud2, f"{ns}/hand_mesh/points", self._on_points, 10)
+        node.create_subscription(Float32, f"{ns}/hand_mesh/confidence",
+                                 lambda m: self.confidences.append(float(m.data)), 10)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+
+    def _on_joints(self, msg: Any) -> None:
+        from hand_mesh_ros.common import stamp_ns
+
+        j = np.array([(p.position.x, p.position.y, p.position.z) for p in msg.poses])
+        key = stamp_ns(msg.header.stamp)
+        self.joints[key] = (time.monotonic(), j)
+        self.frames[key] = msg.header.frame_id
+
+    def _on_points(self, msg: Any) -> None:
+        from hand_mesh_ros.common import stamp_ns
+        from hand_mesh_ros.compat import point_cloud2
+
+        self.points[stamp_ns(msg.header.stamp)] = (time.monotonic(),
+                                                   point_cloud2.read_points_numpy(msg))
+
+    def _on_diag(self, msg: Any) -> None:
+        for st in msg.status:
+            if st.hardware_id.startswith(self.namespace + "/"):
+                self.diagnostics.append(st)
+
+    def last_diagnostic(self) -> dict[str, str] | None:
+        """The newest status of the node as {"level", "message", <key>: <value>...}."""
+        if not self.diagnostics:
+            return None
+        st = self.diagnostics[-1]
+        out = {"level": str(int.from_bytes(st.level, "little") if isinstance(st.level, bytes)
+                            else int(st.level)), "message": st.message}
+        out.update({kv.key: kv.value for kv in st.values})
+        return out
+
+
+def publish_until(executor: Any, publisher: StereoPublisher, messages: tuple[Any, Any, Any, Any],
+                  predicate: Callable[[], bool], timeout_s: float,
+                  resend_s: float = 2.0) -> bool:
+    """Publish a stereo set and spin until ``predicate()``; resend it every ``resend_s``.
+
+    Right after discovery a reader may not yet know a writer whose side already matched, so
+    the first samples can be lost even with reliable QoS; resending the same stamped set is
+    harmless (the synchroniser completes or replaces the set with the same stamp).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        publisher.publish(*messages)
+        wait = min(resend_s, deadline - time.monotonic())
+        if spin_until(executor, predicate, max(wait, 0.0)):
+            return True
+        if time.monotonic() >= deadline:
+            return False

@@ -46,7 +46,7 @@ def load_target(path: Path, max_pairs: int) -> tuple[Any, str]:
     if (path / "metadata.json").is_file():
         from hand_mesh_core.cli.pretrain import load_labelled_folder
 
-        return load_labelled_folder(path), "synthetic"
+        return load_labelled_folder(path, "train"), "synthetic"
     if list(path.glob("labels/*.mat")):
         from hand_mesh_core.data.stb import StbDataset
 
@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = AdaptConfig.from_yaml(args.config) if args.config else AdaptConfig()
     changes = {k: v for k, v in (("steps", args.steps), ("lr", args.lr),
                                  ("device", args.device)) if v is not None}
+    if args.steps is not None:  # a short run still gets its guard evaluations
+        changes["eval_every"] = min(cfg.eval_every, args.steps)
     if changes:
         cfg = cfg.replace(**changes)
     if args.frames is not None and args.frames < 1:

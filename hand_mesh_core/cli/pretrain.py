@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "written by `hand-mesh synth`")
     src.add_argument("--synth-domain", help="generate the training pairs in memory from this "
                      "domain preset name or YAML path (e.g. source_studio)")
+    parser.add_argument("--split", default="train", choices=["train", "test"],
+                        help="split of the --data folder")
     parser.add_argument("--count", type=int, default=256,
                         help="pairs to generate with --synth-domain (count)")
     parser.add_argument("--out", type=Path, required=True,
@@ -53,19 +55,16 @@ def _synth_samples(domain: str, count: int, seed: int) -> list:
     return [gen.generate(i, seed).to_stereo_sample(f"synth/{domain}") for i in range(count)]
 
 
-def load_labelled_folder(path: Path) -> Any:
-    """The labelled dataset in ``path`` (the synthetic layout), as StereoSamples."""
+def load_labelled_folder(path: Path, split: str = "train") -> Any:
+    """The labelled dataset in ``path`` (the synthetic layout of ``hand-mesh synth``)."""
     if not path.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {path}")
     if not (path / "metadata.json").is_file():
         raise CliError(f"{path}: not a synthetic dataset folder (no metadata.json); "
                        "pretraining needs vertex labels")
-    try:
-        from hand_mesh_core.data.synth import dataset as synth_dataset
-    except ImportError as exc:
-        raise CliError("the synthetic dataset reader (hand_mesh_core.data.synth.dataset) is "
-                       "not available in this installation") from exc
-    return synth_dataset.SynthDataset(path)
+    from hand_mesh_core.data.synth.dataset import SynthStereoDataset
+
+    return SynthStereoDataset(path, split=split)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     if args.data is not None:
-        samples, origin = load_labelled_folder(args.data), str(args.data)
+        samples = load_labelled_folder(args.data, args.split)
+        origin = f"{args.data} ({args.split} split)"
     else:
         samples = _synth_samples(args.synth_domain, args.count, cfg.seed)
         origin = f"synth domain {args.synth_domain}, {args.count} pairs, seed {cfg.seed}"

@@ -123,6 +123,42 @@ class RoiConfig(ConfigBase):
                                      "fails", unit="m", gt=0.0)
     margin_frac: float = setting(0.15, "square ROI side = long side * (1 + 2 * margin)",
                                  ge=0.0)
+    dense_stereo: bool = setting(True, "compute a dense disparity map (SGBM) to split blobs "
+                                 "into depth layers and score protrusion (needs the images)")
+    stereo_downscale: int = setting(2, "the dense disparity is computed at 1/this resolution "
+                                    "(2: ~20 ms at 640x480 on one core)", choices=(1, 2, 4))
+    sgbm_block_px: int = setting(5, "SGBM matching block side at the reduced resolution",
+                                 unit="px", ge=3)
+    hand_depth_halfrange_m: float = setting(0.1, "a depth layer keeps pixels within this "
+                                            "depth of its disparity peak (a hand pointing at "
+                                            "the camera is up to ~ 20 cm deep)", unit="m",
+                                            gt=0.0)
+    max_layers: int = setting(6, "depth layers extracted per skin blob", gt=0)
+    min_blob_area_px: int = setting(400, "smallest layer / forearm-split piece scored",
+                                    unit="px", gt=0)
+    ring_width_frac: float = setting(0.2, "width of the ring around a blob whose disparity "
+                                     "is the blob's surroundings, fraction of its long side",
+                                     gt=0.0)
+    behind_margin_m: float = setting(0.04, "a surrounding pixel is behind the blob when it is "
+                                     "at least this much farther", unit="m", gt=0.0)
+    good_behind_frac: float = setting(0.6, "fraction of the surrounding ring behind the blob "
+                                      "that earns the full protrusion score (a hand is held in "
+                                      "front of what lies around it; a sleeve at its depth "
+                                      "covers part of the ring)", gt=0.0, le=1.0)
+    weight_protrusion: float = setting(3.0, "score weight of the protrusion cue", ge=0.0)
+    split_forearm: bool = setting(True, "also score the hand end of a too-long blob, cut at "
+                                  "the wrist (narrowest section)")
+    wrist_distance_m: tuple[float, float] = setting(
+        (0.09, 0.22), "distance from a blob end to the wrist cut searched when the blob is "
+        "longer than max_hand_size_m (wrist to fingertip is 16-21 cm in adults)", unit="m",
+        gt=0.0)
+    max_wrist_ratio: float = setting(0.8, "the wrist (narrowest section) must be at most this "
+                                     "fraction of the hand piece's widest section", gt=0.0,
+                                     le=1.0)
+    refine_skin: bool = setting(True, "fit the skin colour on the chosen blob, re-segment "
+                                "and search again (only when the masks are not given)")
+    refine_max_mahalanobis: float = setting(3.0, "Mahalanobis radius of the refined colour "
+                                            "model", gt=0.0)
 
     def validate(self) -> None:
         if self.min_depth_m >= self.max_depth_m:
@@ -131,6 +167,9 @@ class RoiConfig(ConfigBase):
         if self.min_hand_size_m >= self.max_hand_size_m:
             raise ConfigError(f"RoiConfig: min_hand_size_m ({self.min_hand_size_m}) must be < "
                               f"max_hand_size_m ({self.max_hand_size_m})")
+        lo, hi = self.wrist_distance_m
+        if lo >= hi:
+            raise ConfigError(f"RoiConfig.wrist_distance_m = {(lo, hi)}: low must be < high")
 
 
 @dataclass(frozen=True)

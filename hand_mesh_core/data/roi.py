@@ -34,11 +34,12 @@ import cv2
 import numpy as np
 
 from hand_mesh_core.data.config import RoiConfig, SkinConfig
-from hand_mesh_core.data.skin import skin_masks_stereo
+from hand_mesh_core.data.skin import fit_skin_model, skin_masks_stereo
 from hand_mesh_core.geometry.camera import StereoCamera
 
-__all__ = ["Box", "RoiCandidate", "HandRoi", "match_disparity", "box_iou", "score_candidates",
-           "find_hand_roi", "roi_from_box", "HandRoiTracker", "draw_hand_roi"]
+__all__ = ["Box", "RoiCandidate", "HandRoi", "match_disparity", "box_iou", "dense_disparity",
+           "depth_layers", "split_forearm", "score_candidates", "find_hand_roi",
+           "refine_skin_masks", "roi_from_box", "HandRoiTracker", "draw_hand_roi"]
 
 Box = tuple[float, float, float, float]
 #: cv2.convexityDefects reports depths in fixed point with 8 fractional bits (OpenCV docs).
@@ -54,6 +55,29 @@ _JOINT_RGB = (255, 0, 0)
 _MASK_ALPHA = 0.45
 #: Height of the score labels (font scale 0.45), px.
 _TEXT_HEIGHT_PX = 14
+#: OpenCV StereoSGBM: disparities are fixed point with 4 fractional bits, numDisparities must
+#: be a multiple of 16, P1 = 8 and P2 = 32 times (channels * block^2) are the values the
+#: OpenCV documentation recommends; uniqueness 5-15 is its suggested range.
+_SGBM_SUBPIXEL = 16.0
+_SGBM_DISPARITY_STEP = 16
+_SGBM_P1 = 8
+_SGBM_P2 = 32
+_SGBM_UNIQUENESS = 10
+#: Pixels without a disparity join a depth layer within this (elliptic kernel side), px.
+_LAYER_FILL_PX = 7
+#: Components scored per depth layer (a layer may hold the hand and a background patch).
+_PIECES_PER_LAYER = 2
+#: Gap between fragments of one depth layer that a closing bridges, m (a dark finger crease or
+#: a shadowed knuckle is ~ 1 cm wide).
+_LAYER_GAP_M = 0.0
+#: Fewest pixels for a width profile, fewest valid ring pixels for a protrusion, thinnest ring.
+_MIN_SPLIT_PIXELS = 50
+_MIN_RING_PIXELS = 30
+_MIN_RING_PX = 3
+#: Width profile smoothing: moving-average length as a fraction of the blob length.
+_PROFILE_SMOOTH_FRAC = 0.03
+#: Pixels within this of an end along the axis are the end's tip (border test), px.
+_END_BAND_PX = 3.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,12 @@ class RoiCandidate:
         finger_gaps: convexity defects deeper than ``finger_defect_frac`` of the long side.
         prior_iou: IoU of ``bbox_left`` with the prior box (0 without a prior).
         score: the weighted sum of the cues (see :class:`RoiConfig`).
+        behind_frac: fraction of the blob's surrounding ring (dense disparity) that lies at
+            least ``behind_margin_m`` behind it (0 without a dense disparity or with too few
+            valid ring pixels).
+        layer_disparity_px: peak of the dense disparity of the blob's depth layer, px (0
+            without a dense disparity).
+        forearm_cut: the blob is the hand end of a longer blob cut at the wrist.
     """
 
     bbox_left: Box
@@ -81,6 +111,9 @@ class RoiCandidate:
     finger_gaps: int
     prior_iou: float
     score: float
+    behind_frac: float = 0.0
+    layer_disparity_px: float = 0.0
+    forearm_cut: bool = False
 
     @property
     def stereo_ok(self) -> bool:
@@ -244,16 +277,205 @@ def _size_score(size_m: float, config: RoiConfig) -> float:
     return float(max(0.0, 1.0 - outside / config.size_tolerance_m))
 
 
+def dense_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
+                    config: RoiConfig | None = None) -> np.ndarray:
+    """Dense left disparity (OpenCV semi-global matching) over the ROI depth range.
+
+    The pair is converted to grey and reduced ``config.stereo_downscale`` times; both views are
+    padded on the left so that every column (also those near the left border) searches the
+    whole range ``[fx B / max_depth_m, fx B / min_depth_m]``. The result is upsampled (nearest)
+    to full resolution.
+
+    Args:
+        left, right: (H, W, 3) uint8 RGB rectified images of ``camera``'s size.
+        camera: the pair.
+        config: settings (depth range, ``stereo_downscale``, ``sgbm_block_px``).
+
+    Returns:
+        (H, W) float32 disparity, full-resolution px; 0 where unknown.
+    """
+    config = _check_config(config)
+    expected = (camera.height, camera.width, 3)
+    for name, image in (("left", left), ("right", right)):
+        if not isinstance(image, np.ndarray):
+            raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
+        if image.shape != expected or image.dtype != np.uint8:
+            raise ValueError(f"{name} must be {expected} uint8 RGB (the camera size), got "
+                             f"{image.shape} {image.dtype}")
+    scale = config.stereo_downscale
+    grey = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right)]
+    for _ in range(int(np.log2(scale))):
+        grey = [cv2.pyrDown(g) for g in grey]
+    d_min, d_max = _disparity_range(camera, config)
+    lo, hi = d_min // scale, -(-d_max // scale)
+    num = -(-(hi - lo + 1) // _SGBM_DISPARITY_STEP) * _SGBM_DISPARITY_STEP
+    pad = lo + num
+    grey = [cv2.copyMakeBorder(g, 0, 0, pad, 0, cv2.BORDER_CONSTANT, value=0) for g in grey]
+    block = config.sgbm_block_px
+    sgbm = cv2.StereoSGBM_create(minDisparity=lo, numDisparities=num, blockSize=block,
+                                 P1=_SGBM_P1 * block * block, P2=_SGBM_P2 * block * block,
+                                 uniquenessRatio=_SGBM_UNIQUENESS, disp12MaxDiff=1)
+    raw = sgbm.compute(grey[0], grey[1])[:, pad:]
+    disp = raw.astype(np.float32) / _SGBM_SUBPIXEL * scale
+    disp[raw < lo * _SGBM_SUBPIXEL] = 0.0
+    if scale > 1:
+        disp = cv2.resize(disp, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
+    return disp
+
+
+def _layer_tolerance_px(d: float, fx_baseline: float, config: RoiConfig) -> float:
+    """Disparity half-width of a depth layer ``z +- hand_depth_halfrange_m`` at disparity d."""
+    return d * d * config.hand_depth_halfrange_m / fx_baseline
+
+
+def depth_layers(blob: np.ndarray, disparity: np.ndarray, fx_baseline: float,
+                 config: RoiConfig | None = None) -> list[tuple[np.ndarray, float]]:
+    """Split a blob into depth layers of its dense disparity.
+
+    Repeatedly the disparity ``d`` whose window ``d +- tol(d)`` (``tol`` = the disparity span of
+    ``+- hand_depth_halfrange_m`` at that depth) holds the most remaining valid pixels becomes a
+    layer; blob pixels without a disparity join the layer they touch (within a few px). Up to
+    ``max_layers`` layers with at least ``min_blob_area_px`` pixels are returned.
+
+    Args:
+        blob: (h, w) bool.
+        disparity: (h, w) float px, 0 = unknown (same window as ``blob``).
+        fx_baseline: ``fx * B``, px * m.
+        config: settings.
+
+    Returns:
+        ``[(layer_mask (h, w) bool, peak disparity px), ...]``, most populated first.
+    """
+    config = _check_config(config)
+    if blob.shape != disparity.shape or blob.ndim != 2:
+        raise ValueError(f"blob and disparity must be the same (h, w), got {blob.shape} and "
+                         f"{disparity.shape}")
+    if fx_baseline <= 0:
+        raise ValueError(f"fx_baseline must be > 0, got {fx_baseline}")
+    valid = blob & (disparity > 0)
+    unknown = blob & ~valid
+    remaining = valid.copy()
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_LAYER_FILL_PX, _LAYER_FILL_PX))
+    out = []
+    for _ in range(config.max_layers):
+        values = disparity[remaining]
+        if len(values) < config.min_blob_area_px:
+            break
+        top = int(np.ceil(values.max())) + 1
+        cum = np.concatenate([[0], np.cumsum(np.bincount(values.astype(np.int64),
+                                                         minlength=top + 1))])
+        d = np.arange(top + 1, dtype=np.float64)
+        tol = _layer_tolerance_px(d, fx_baseline, config)
+        lo = np.clip(np.floor(d - tol).astype(np.int64), 0, top + 1)
+        hi = np.clip(np.floor(d + tol).astype(np.int64) + 1, 0, top + 1)
+        count = cum[hi] - cum[lo]
+        peak = int(np.argmax(count))
+        t = _layer_tolerance_px(float(peak), fx_baseline, config)
+        members = disparity[remaining]
+        in_layer = (members >= peak - t) & (members < peak + t + 1)
+        sel = np.zeros_like(remaining)
+        sel[remaining] = in_layer
+        peak_d = float(np.median(members[in_layer]))
+        remaining &= ~sel
+        filled = sel | (unknown & (cv2.dilate(sel.astype(np.uint8), grow) > 0))
+        if filled.sum() >= config.min_blob_area_px:
+            out.append((filled, peak_d))
+    return out
+
+
+def split_forearm(blob: np.ndarray, px_per_m: float, config: RoiConfig | None = None,
+                  border: tuple[bool, bool, bool, bool] = (False, False, False, False)
+                  ) -> np.ndarray | None:
+    """Cut the hand off a hand + forearm blob at the wrist.
+
+    The pixels are projected on the blob's principal axis; the count per 1-px slice is the
+    width profile. From each end, the narrowest slice between ``wrist_distance_m`` (converted
+    with ``px_per_m``) is the wrist candidate; it counts when it is at most ``max_wrist_ratio``
+    of the widest slice on the end's side (the palm). When the blob touches the image border
+    at exactly one end, that end is the forearm (arms leave the picture, hands come in);
+    otherwise the end with the lower ratio is the hand.
+
+    Args:
+        blob: (h, w) bool, one component.
+        px_per_m: image px per metre at the blob's depth (``f / z``).
+        config: settings.
+        border: whether the blob touches the (left, top, right, bottom) image border.
+
+    Returns:
+        (h, w) bool hand piece (its largest component), or None when there is no wrist.
+    """
+    config = _check_config(config)
+    if blob.ndim != 2:
+        raise ValueError(f"blob must be (h, w), got {blob.shape}")
+    if px_per_m <= 0:
+        raise ValueError(f"px_per_m must be > 0, got {px_per_m}")
+    ys, xs = np.nonzero(blob)
+    if len(xs) < _MIN_SPLIT_PIXELS:
+        return None
+    pts = np.stack([xs, ys], 1).astype(np.float64)
+    centre = pts.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+    axis = vecs[:, 1]
+    t = (pts - centre) @ axis
+    t0 = t.min()
+    idx = np.floor(t - t0).astype(np.int64)
+    width = np.bincount(idx).astype(np.float64)
+    k = max(1, int(round(_PROFILE_SMOOTH_FRAC * len(width))) | 1)
+    width = np.convolve(width, np.ones(k) / k, mode="same")
+    lo_px, hi_px = (v * px_per_m for v in config.wrist_distance_m)
+    ends = []
+    for end in (0, 1):
+        prof = width if end == 0 else width[::-1]
+        a, b = int(np.ceil(lo_px)), min(int(np.floor(hi_px)), len(prof) - 2)
+        if b < a or a < 1:
+            continue
+        cut = a + int(np.argmin(prof[a:b + 1]))
+        ratio = prof[cut] / max(prof[:cut].max(), 1e-9)
+        if ratio <= config.max_wrist_ratio:
+            ends.append((ratio, end, cut))
+    if not ends:
+        return None
+    # Which end of the axis touches the border: the end's extreme pixel lies on it.
+    h, w = blob.shape
+    touches = []
+    for end in (0, 1):
+        near = (t - t.min() if end == 0 else t.max() - t) <= _END_BAND_PX
+        ex = pts[near]
+        touches.append(bool((border[0] and (ex[:, 0] == 0).any())
+                            or (border[1] and (ex[:, 1] == 0).any())
+                            or (border[2] and (ex[:, 0] == w - 1).any())
+                            or (border[3] and (ex[:, 1] == h - 1).any())))
+    if touches[0] != touches[1]:
+        hand_end = 1 if touches[0] else 0
+        chosen = [e for e in ends if e[1] == hand_end]
+        if not chosen:
+            return None
+        _, end, cut = chosen[0]
+    else:
+        _, end, cut = min(ends)
+    keep = idx < cut if end == 0 else idx > len(width) - 1 - cut
+    piece = np.zeros_like(blob)
+    piece[ys[keep], xs[keep]] = True
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(piece.astype(np.uint8),
+                                                           connectivity=8)
+    if n < 2:
+        return None
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
 def score_candidates(mask_left: np.ndarray, mask_right: np.ndarray, camera: StereoCamera,
-                     config: RoiConfig | None = None, prior: Box | None = None
-                     ) -> list[RoiCandidate]:
-    """Score the largest left skin blobs as hands (see the module doc).
+                     config: RoiConfig | None = None, prior: Box | None = None,
+                     disparity: np.ndarray | None = None) -> list[RoiCandidate]:
+    """Score the largest left skin blobs (and their depth layers / hand ends) as hands.
 
     Args:
         mask_left, mask_right: (H, W) bool skin masks of the rectified pair.
         camera: the pair (fx, baseline and image size).
         config: settings.
         prior: optional ``(x0, y0, w, h)`` box where the hand is expected (tracking).
+        disparity: optional (H, W) dense left disparity, px, 0 = unknown
+            (:func:`dense_disparity`): blobs are split into depth layers and scored on
+            protrusion. Without it each blob is one candidate and protrusion is 0.
 
     Returns:
         Candidates, best score first.
@@ -263,38 +485,135 @@ def score_candidates(mask_left: np.ndarray, mask_right: np.ndarray, camera: Ster
     if mask_left.shape != expected or mask_right.shape != expected:
         raise ValueError(f"masks must be {expected} (the camera size), got {mask_left.shape} "
                          f"and {mask_right.shape}")
+    if disparity is not None and disparity.shape != expected:
+        raise ValueError(f"disparity must be {expected} (the camera size), got "
+                         f"{disparity.shape}")
     if prior is not None:
         prior = _check_box(prior, "prior")
-    d_min, d_max = _disparity_range(camera, config)
+    d_range = _disparity_range(camera, config)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask_left.astype(np.uint8),
                                                            connectivity=8)
     order = np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")[:config.max_candidates] + 1
+    ctx = _Context(mask_right, camera, config, prior, d_range, disparity, labels)
     out = []
     for i in order:
         x0, y0, w, h, _ = (int(v) for v in stats[i])
         blob = labels[y0:y0 + h, x0:x0 + w] == i
-        out.append(_score_blob(blob, x0, y0, mask_right, camera, config, prior, d_min, d_max))
+        if disparity is None:
+            out.append(ctx.score(blob, x0, y0, i, None))
+            out.extend(ctx.forearm(blob, x0, y0, i, out[-1]))
+            continue
+        layers = depth_layers(blob, disparity[y0:y0 + h, x0:x0 + w], camera.fx_baseline,
+                              config)
+        if not layers:
+            out.append(ctx.score(blob, x0, y0, i, None))
+            continue
+        for layer, d in layers:
+            # Fragments of one hand (dark creases, shadows) join when closer than a gap.
+            k = 2 * int(round(_LAYER_GAP_M * min(camera.fx, camera.fy) * d
+                              / camera.fx_baseline / 2)) + 1
+            closed = cv2.morphologyEx(
+                np.pad(layer, k).astype(np.uint8), cv2.MORPH_CLOSE,
+                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))[k:-k, k:-k]
+            _, lab, _, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+            lab = np.where(layer, lab, 0)
+            area = np.bincount(lab.ravel())
+            area[0] = 0
+            for j in np.argsort(-area, kind="stable")[:_PIECES_PER_LAYER]:
+                if area[j] < config.min_blob_area_px:
+                    break
+                ys, xs = np.nonzero(lab == j)
+                px, py = int(xs.min()), int(ys.min())
+                piece = lab[py:ys.max() + 1, px:xs.max() + 1] == j
+                cand = ctx.score(piece, x0 + px, y0 + py, i, d)
+                out.append(cand)
+                out.extend(ctx.forearm(piece, x0 + px, y0 + py, i, cand))
     out.sort(key=lambda c: -c.score)
     return out
 
 
-def _score_blob(blob: np.ndarray, x0: int, y0: int, mask_right: np.ndarray,
-                camera: StereoCamera, config: RoiConfig, prior: Box | None, d_min: int,
-                d_max: int) -> RoiCandidate:
-    h, w = blob.shape
-    disparity, iou = match_disparity(blob, x0, y0, mask_right, d_min, d_max)
-    stereo = iou >= config.min_stereo_iou and disparity > 0
-    depth = camera.fx_baseline / disparity if stereo else 0.0
-    size = max(w, h) * depth / min(camera.fx, camera.fy) if stereo else 0.0
-    gaps = _finger_gaps(blob, config.finger_defect_frac * max(w, h))
-    box = (x0 - 0.5, y0 - 0.5, float(w), float(h))   # pixel-edge convention
-    prior_iou = box_iou(box, prior) if prior is not None else 0.0
-    score = (config.weight_stereo * min(iou / config.good_stereo_iou, 1.0)
-             + config.weight_size * (_size_score(size, config) if stereo else 0.0)
-             + config.weight_fingers * gaps / _MAX_FINGER_GAPS
-             + config.weight_prior * prior_iou)
-    return RoiCandidate(box, int(blob.sum()), float(iou), disparity if stereo else 0.0,
-                        float(depth), float(size), gaps, float(prior_iou), float(score))
+@dataclass
+class _Context:
+    """What scoring one blob needs besides the blob."""
+
+    mask_right: np.ndarray
+    camera: StereoCamera
+    config: RoiConfig
+    prior: Box | None
+    d_range: tuple[int, int]
+    disparity: np.ndarray | None
+    labels: np.ndarray
+
+    def score(self, blob: np.ndarray, x0: int, y0: int, parent: int, layer_d: float | None,
+              forearm_cut: bool = False) -> RoiCandidate:
+        config, camera = self.config, self.camera
+        h, w = blob.shape
+        d_min, d_max = self.d_range
+        if layer_d is not None:   # search near the layer's disparity only
+            tol = _layer_tolerance_px(layer_d, camera.fx_baseline, config)
+            d_min = max(d_min, int(np.floor(layer_d - tol)))
+            d_max = max(min(d_max, int(np.ceil(layer_d + tol))), d_min)
+        disparity, iou = match_disparity(blob, x0, y0, self.mask_right, d_min, d_max)
+        stereo = iou >= config.min_stereo_iou and disparity > 0
+        if not stereo and layer_d is not None:
+            disparity, stereo = layer_d, True
+        depth = camera.fx_baseline / disparity if stereo else 0.0
+        size = max(w, h) * depth / min(camera.fx, camera.fy) if stereo else 0.0
+        gaps = _finger_gaps(blob, config.finger_defect_frac * max(w, h))
+        box = (x0 - 0.5, y0 - 0.5, float(w), float(h))   # pixel-edge convention
+        prior_iou = box_iou(box, self.prior) if self.prior is not None else 0.0
+        # Protrusion only for depth layers: a blob without dense disparity (flat colour, a
+        # repetitive pattern) has no reliable surroundings to compare with.
+        protrusion = (self._protrusion(blob, x0, y0, parent, disparity)
+                      if stereo and layer_d is not None else 0.0)
+        score = (config.weight_stereo * min(iou / config.good_stereo_iou, 1.0)
+                 + config.weight_size * (_size_score(size, config) if stereo else 0.0)
+                 + config.weight_fingers * gaps / _MAX_FINGER_GAPS
+                 + config.weight_prior * prior_iou
+                 + config.weight_protrusion * min(protrusion / config.good_behind_frac, 1.0))
+        return RoiCandidate(box, int(blob.sum()), float(iou), disparity if stereo else 0.0,
+                            float(depth), float(size), gaps, float(prior_iou), float(score),
+                            float(protrusion), float(layer_d or 0.0), forearm_cut)
+
+    def _protrusion(self, blob: np.ndarray, x0: int, y0: int, parent: int,
+                    disparity: float) -> float:
+        if self.disparity is None:
+            return 0.0
+        h, w = blob.shape
+        H, W = self.labels.shape
+        r = max(int(round(self.config.ring_width_frac * max(w, h))), _MIN_RING_PX)
+        bx0, by0 = max(x0 - r, 0), max(y0 - r, 0)
+        bx1, by1 = min(x0 + w + r, W), min(y0 + h + r, H)
+        local = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
+        local[y0 - by0:y0 - by0 + h, x0 - bx0:x0 - bx0 + w] = blob
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        ring = (cv2.dilate(local, kernel) > 0) & (self.labels[by0:by1, bx0:bx1] != parent)
+        values = self.disparity[by0:by1, bx0:bx1][ring]
+        values = values[values > 0]
+        if len(values) < _MIN_RING_PIXELS:
+            return 0.0
+        fb = self.camera.fx_baseline
+        behind = fb / values - fb / disparity >= self.config.behind_margin_m
+        return float(behind.mean())
+
+    def forearm(self, blob: np.ndarray, x0: int, y0: int, parent: int,
+                cand: RoiCandidate) -> list[RoiCandidate]:
+        """The hand end of a too-long stereo blob, as an extra candidate."""
+        if (not self.config.split_forearm or not cand.stereo_ok
+                or cand.size_m <= self.config.max_hand_size_m):
+            return []
+        h, w = blob.shape
+        H, W = self.labels.shape
+        border = (x0 == 0, y0 == 0, x0 + w == W, y0 + h == H)
+        px_per_m = min(self.camera.fx, self.camera.fy) / cand.depth_m
+        piece = split_forearm(blob, px_per_m, self.config, border)
+        if piece is None or piece.sum() < self.config.min_blob_area_px:
+            return []
+        ys, xs = np.nonzero(piece)
+        py, px = ys.min(), xs.min()
+        sub = piece[py:ys.max() + 1, px:xs.max() + 1]
+        layer_d = cand.layer_disparity_px if cand.layer_disparity_px > 0 else None
+        return [self.score(sub, x0 + int(px), y0 + int(py), parent, layer_d, True)]
 
 
 def _square(box: Box, margin_frac: float) -> Box:
@@ -318,8 +637,14 @@ def find_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
                   masks: tuple[np.ndarray, np.ndarray] | None = None) -> HandRoi | None:
     """Find the hand in a rectified pair from skin blobs.
 
+    With ``config.dense_stereo`` (and images given) a dense disparity splits the blobs into
+    depth layers and scores their protrusion; with ``config.refine_skin`` (and no ``masks``
+    given) the colour model is then refitted on the chosen blob in both views, the pair is
+    re-segmented and searched again with the first result as the prior.
+
     Args:
-        left, right: (H, W, 3) uint8 RGB rectified images.
+        left, right: (H, W, 3) uint8 RGB rectified images (may be None with ``masks``: then
+            no dense stereo and no refinement).
         camera: the pair.
         config: ROI settings.
         skin_config: skin-mask settings (ignored when ``masks`` is given).
@@ -330,17 +655,81 @@ def find_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
         The hand's ROI, or None when no blob scores ``min_score``.
     """
     config = _check_config(config)
+    have_images = isinstance(left, np.ndarray) and isinstance(right, np.ndarray)
+    disparity = (dense_disparity(left, right, camera, config)
+                 if config.dense_stereo and have_images else None)
     mask_l, mask_r = _masks(left, right, masks, skin_config)
-    candidates = score_candidates(mask_l, mask_r, camera, config, prior)
+    roi = _best_roi(mask_l, mask_r, camera, config, prior, disparity)
+    if roi is None or masks is not None or not have_images or not config.refine_skin:
+        return roi
+    refined = refine_skin_masks(left, right, roi, skin_config, config.refine_max_mahalanobis)
+    if refined is None:
+        return roi
+    roi2 = _best_roi(refined[0], refined[1], camera, config, prior, disparity)
+    return roi2 if roi2 is not None else roi
+
+
+def refine_skin_masks(left: np.ndarray, right: np.ndarray, roi: HandRoi,
+                      skin_config: SkinConfig | None = None,
+                      max_mahalanobis: float = 3.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Skin masks re-segmented with a colour model fitted on a chosen blob (both views).
+
+    The model (:func:`hand_mesh_core.data.skin.fit_skin_model`) is fitted on the skin pixels
+    of the candidate's box in the left image and of the box moved by its disparity in the
+    right image; every pixel within ``max_mahalanobis`` (and ``Y >= y_min``) is skin, then the
+    usual clean-up runs. This recovers hand pixels outside the fixed colour box (dark or
+    strongly shaded skin) and drops skin-box colours far from this hand's.
+
+    Args:
+        left, right: (H, W, 3) uint8 RGB.
+        roi: a skin ROI (its ``candidate`` gives the blob box and disparity).
+        skin_config: morphology and ``y_min``.
+        max_mahalanobis: radius of the refitted model.
+
+    Returns:
+        ``(mask_left, mask_right)`` (H, W) bool, or None without a candidate or skin pixels.
+    """
+    if not isinstance(roi, HandRoi):
+        raise TypeError(f"roi must be a HandRoi, got {type(roi).__name__}")
+    if max_mahalanobis <= 0:
+        raise ValueError(f"max_mahalanobis must be > 0, got {max_mahalanobis}")
+    if roi.candidate is None or not roi.candidate.stereo_ok:
+        return None
+    skin_config = skin_config if skin_config is not None else SkinConfig()
+    base_l, base_r = skin_masks_stereo(left, right, skin_config)
+    sel_l = _box_mask(base_l.shape, roi.candidate.bbox_left) & base_l
+    sel_r = _box_mask(base_r.shape, roi.candidate.bbox_right) & base_r
+    model = fit_skin_model([left, right], [sel_l, sel_r])
+    if model is None:
+        return None
+    cfg = skin_config.replace(adaptive=True, adaptive_within_box=False,
+                              adaptive_max_mahalanobis=max_mahalanobis)
+    return skin_masks_stereo(left, right, cfg, model)
+
+
+def _box_mask(shape: tuple[int, int], box: Box) -> np.ndarray:
+    """Pixels whose centres lie in the ``(x0, y0, w, h)`` box."""
+    H, W = shape
+    x0, y0 = max(int(np.ceil(box[0])), 0), max(int(np.ceil(box[1])), 0)
+    x1 = min(int(np.ceil(box[0] + box[2])), W)
+    y1 = min(int(np.ceil(box[1] + box[3])), H)
+    out = np.zeros(shape, bool)
+    out[y0:y1, x0:x1] = True
+    return out
+
+
+def _best_roi(mask_l: np.ndarray, mask_r: np.ndarray, camera: StereoCamera, config: RoiConfig,
+              prior: Box | None, disparity: np.ndarray | None) -> HandRoi | None:
+    candidates = score_candidates(mask_l, mask_r, camera, config, prior, disparity)
     if not candidates or candidates[0].score < config.min_score:
         return None
     best = candidates[0]
     if best.stereo_ok:
-        disparity, depth, matched = best.disparity_px, best.depth_m, True
+        disparity_px, depth, matched = best.disparity_px, best.depth_m, True
     else:
         depth, matched = config.default_depth_m, False
-        disparity = camera.fx_baseline / depth
-    return HandRoi(_square(best.bbox_left, config.margin_frac), disparity, depth, best.score,
+        disparity_px = camera.fx_baseline / depth
+    return HandRoi(_square(best.bbox_left, config.margin_frac), disparity_px, depth, best.score,
                    "skin", matched, best, tuple(candidates))
 
 

@@ -38,6 +38,8 @@ WEIGHTS_SUFFIX = ".safetensors"
 FORMAT_NAME = "hand_mesh_checkpoint"
 FORMAT_VERSION = 1
 _HASH_CHUNK = 1 << 20
+#: Checkpoints are data, readable by all (safetensors writes 0600 files).
+_FILE_MODE = 0o644
 
 
 class CheckpointError(ValueError):
@@ -117,6 +119,7 @@ def save_checkpoint(path: str | Path, model: HandMeshNet, *, training_data: str 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp))
+    tmp.chmod(_FILE_MODE)
     meta = {
         "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
         "network": model.config.to_dict(), "topology_hash": model.topology_hash,

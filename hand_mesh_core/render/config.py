@@ -24,6 +24,10 @@ class RenderConfig(ConfigBase):
     near_m: float = setting(
         1e-3, "triangles with a vertex closer than this (or behind the camera) are not drawn",
         unit="m", gt=0.0)
+    cull_back_faces: bool = setting(
+        True, "rasteriser: skip faces seen from behind (clockwise on screen). Exact for closed "
+        "meshes with outward counter-clockwise faces (the hand: a back face is always hidden "
+        "behind a front face) and halves the work; disable for open surfaces seen from behind")
     soft_scale_px: float = setting(
         0.5, "soft silhouette: D = sigmoid(+-(d / scale)^2) of the distance d to a triangle",
         unit="px", gt=0.0)

@@ -3,14 +3,22 @@
 Two interchangeable backends, split like nvdiffrast (rasterise here, then interpolate in torch):
 
 * ``"torch"``: vectorised bounding-box rasteriser. Every (triangle, pixel-in-its-bounding-box)
-  pair is tested with edge functions, the nearest hit per pixel wins (z-buffer with
-  ``scatter_reduce``, ties broken by the smaller face id). Runs on CPU and CUDA.
+  pair is tested with ``q_i = lambda_i / z_i`` (screen-space barycentric over vertex depth),
+  which is affine in the pixel position, so each triangle is a 3x3 table and a pair costs one
+  gather and two multiply-adds; ``q_i >= 0`` is the inside test and ``sum q_i = 1 / depth``.
+  The nearest hit per pixel wins: one ``scatter_reduce(amin)`` of int64 keys packing the
+  float32 depth bits (monotone for positive floats) above the triangle index, so depth ties
+  (to float32 precision) go to the smaller face id. The z-buffer spans only the union of the
+  triangles' bounding boxes; the outputs are written into the full-size images there. Runs on
+  CPU and CUDA.
 * ``"open3d"``: ``open3d.t.geometry.RaycastingScene``, one ray through each pixel centre (CPU).
 
 Conventions: vertices in the camera optical frame (x right, y down, z forward), metres; pixel
 ``(u, v)`` centres at integers, ``u`` along the width. A pixel is covered when its centre lies in
 the projected triangle (edges included). Triangles with a vertex at ``z < near_m`` are not drawn
-(no clipping: a hand is always well in front of the camera). No back-face culling.
+(no clipping: a hand is always well in front of the camera). With
+``RenderConfig.cull_back_faces`` (default) faces seen from behind (clockwise on screen: the
+faces are counter-clockwise seen from outside) are skipped by both backends.
 """
 from __future__ import annotations
 
@@ -22,7 +30,8 @@ import torch
 from hand_mesh_core.geometry.projection import project
 from hand_mesh_core.render.config import RASTER_BACKENDS, RenderConfig
 
-__all__ = ["Fragments", "rasterize", "rasterize_projected", "resolve_backend", "check_inputs"]
+__all__ = ["Fragments", "rasterize", "rasterize_projected", "resolve_backend", "check_inputs",
+           "drawable_faces", "RasterSetup", "raster_setup", "rasterize_setup", "bbox_pairs"]
 
 _DEFAULT = RenderConfig()
 
@@ -118,6 +127,38 @@ def _valid_faces(z: torch.Tensor, faces: torch.Tensor, near_m: float) -> torch.T
     return (torch.isfinite(zf) & (zf >= near_m)).all(-1)
 
 
+def _screen_area(uv_tri: torch.Tensor) -> torch.Tensor:
+    """``(...,)`` twice the signed area of projected triangles ``(..., 3, 2)``, px^2.
+
+    Negative for triangles counter-clockwise from the camera's side (u right, v down): with all
+    three depths positive its sign is the sign of ``det(v0, v1, v2) = <n, v0>``.
+    """
+    a, b, c = uv_tri.unbind(-2)
+    return ((b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1])
+            - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0]))
+
+
+def drawable_faces(uv: torch.Tensor, z: torch.Tensor, faces: torch.Tensor, near_m: float,
+                   cull_back_faces: bool) -> torch.Tensor:
+    """``(B, F)`` bool: faces the rasterisers draw.
+
+    A face is drawn when its three vertices are finite and at ``z >= near_m``, its projection
+    is not degenerate, and (with ``cull_back_faces``) it faces the camera.
+
+    Args:
+        uv: ``(B, V, 2)`` projected vertices, px.
+        z: ``(B, V)`` their depth, metres.
+        faces: ``(F, 3)`` int64.
+        near_m: near plane, metres.
+        cull_back_faces: drop faces seen from behind.
+    """
+    area = _screen_area(uv[:, faces])
+    ok = _valid_faces(z, faces, near_m) & (area != 0) & torch.isfinite(area)
+    if cull_back_faces:
+        ok = ok & (area < 0)
+    return ok
+
+
 def _empty(batch: int, size: tuple[int, int], like: torch.Tensor) -> Fragments:
     h, w = size
     return Fragments(
@@ -165,60 +206,143 @@ def bbox_pairs(uv_tri: torch.Tensor, valid: torch.Tensor, size: tuple[int, int],
     return tri, px, py
 
 
-@torch.no_grad()
-def _rasterize_torch(uv: torch.Tensor, z: torch.Tensor, faces: torch.Tensor,
-                     size: tuple[int, int], near_m: float) -> Fragments:
+#: z-buffer key of a pixel without a fragment (larger than every packed key).
+_NO_HIT = torch.iinfo(torch.int64).max
+#: A z-buffer key is ``float32_bits(depth) << _INDEX_BITS | triangle index``.
+_INDEX_BITS = 32
+
+
+@dataclass(frozen=True)
+class RasterSetup:
+    """The triangles the torch rasteriser draws, ready for pixel enumeration.
+
+    Attributes:
+        batch: B. num_faces: F. size: ``(H, W)``.
+        face: ``(N,)`` int64 ``b * F + f`` of the N drawn triangles, ascending.
+        coef: ``(N, 3, 3)`` rows ``(A, B, C)``: ``q_i = A_i col + B_i row + C_i`` at the pixel
+            ``(x0 + col, y0 + row)``, with ``q_i = lambda_i / z_i`` (1 / m).
+        origin: ``(N, 2)`` int64 ``(x0, y0)``, first pixel of each triangle's bounding box.
+        extent: ``(N, 2)`` int64 ``(bw, bh)``, its size (>= 1).
+        num_pairs: ``sum(bw * bh)``, the (triangle, pixel) candidates.
+        region: ``(x0, y0, w, h)`` union of the boxes (empty when N = 0).
+    """
+
+    batch: int
+    num_faces: int
+    size: tuple[int, int]
+    face: torch.Tensor
+    coef: torch.Tensor
+    origin: torch.Tensor
+    extent: torch.Tensor
+    num_pairs: int
+    region: tuple[int, int, int, int]
+
+
+def raster_setup(uv: torch.Tensor, z: torch.Tensor, faces: torch.Tensor, size: tuple[int, int],
+                 near_m: float, cull_back_faces: bool) -> RasterSetup:
+    """Cull, clip to the image and tabulate triangles for :func:`rasterize_setup`.
+
+    Args:
+        uv: ``(B, V, 2)`` projected vertices, px (detached).
+        z: ``(B, V)`` depths, metres (detached).
+        faces: ``(F, 3)`` int64.
+        size: ``(H, W)``.
+        near_m, cull_back_faces: see :func:`drawable_faces`.
+    """
     batch, f = z.shape[0], faces.shape[0]
     h, w = size
-    if f == 0:
-        return _empty(batch, size, uv)
-    valid = _valid_faces(z, faces, near_m)
     uv_tri = uv[:, faces].reshape(batch * f, 3, 2)
-    z_tri = z[:, faces].reshape(batch * f, 3)
-    a, b, c = uv_tri[:, 0], uv_tri[:, 1], uv_tri[:, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    valid = valid.reshape(-1) & (area != 0) & torch.isfinite(area)
-    tri, px, py = bbox_pairs(uv_tri, valid, size)
-    if tri.numel() == 0:
-        return _empty(batch, size, uv)
-    # Edge functions w_i (twice the signed area of the sub-triangle opposite corner i), by
-    # component to keep every op on flat (P,) tensors.
-    comp = uv_tri.reshape(-1, 6).t().contiguous().index_select(1, tri)
-    ax, ay, bx, by, cx, cy = comp.unbind(0)
-    pxf, pyf = px.to(uv.dtype), py.to(uv.dtype)
-    w0 = (cx - bx) * (pyf - by) - (cy - by) * (pxf - bx)
-    w1 = (ax - cx) * (pyf - cy) - (ay - cy) * (pxf - cx)
-    w2 = (bx - ax) * (pyf - ay) - (by - ay) * (pxf - ax)
-    ar = area.index_select(0, tri)
-    inside = (w0 * ar >= 0) & (w1 * ar >= 0) & (w2 * ar >= 0)
-    sel = torch.nonzero(inside).squeeze(1)
-    tri, px, py, ar = (x.index_select(0, sel) for x in (tri, px, py, ar))
-    wgt = torch.stack([w0.index_select(0, sel), w1.index_select(0, sel),
-                       w2.index_select(0, sel)], -1)
-    lam = wgt / ar.unsqueeze(-1)
-    inv_z = (lam / z_tri.index_select(0, tri)).sum(-1)
-    depth = 1.0 / inv_z
-    bidx = torch.div(tri, f, rounding_mode="floor")
-    pix = (bidx * h + py) * w + px
-    n = batch * h * w
-    zbuf = torch.full((n,), float("inf"), dtype=depth.dtype, device=depth.device)
-    zbuf.scatter_reduce_(0, pix, depth, reduce="amin")
-    front = torch.nonzero(depth <= zbuf.index_select(0, pix)).squeeze(1)
-    pix_f = pix.index_select(0, front)
-    face_f = (tri - bidx * f).index_select(0, front)
-    ids = torch.full((n,), f, dtype=torch.int64, device=depth.device)
-    ids.scatter_reduce_(0, pix_f, face_f, reduce="amin")
-    win = torch.nonzero(ids.index_select(0, pix_f) == face_f).squeeze(1)
-    win = front.index_select(0, win)
-    ids = torch.where(ids == f, torch.full_like(ids, -1), ids)
-    pix_w = pix.index_select(0, win)
-    persp = (lam.index_select(0, win) / z_tri.index_select(0, tri.index_select(0, win))
-             / inv_z.index_select(0, win).unsqueeze(-1))
-    bary = torch.zeros((n, 3), dtype=uv.dtype, device=uv.device).index_copy_(0, pix_w, persp)
-    zout = torch.zeros((n,), dtype=uv.dtype, device=uv.device).index_copy_(
-        0, pix_w, depth.index_select(0, win))
-    return Fragments(face_ids=ids.reshape(batch, h, w), bary=bary.reshape(batch, h, w, 3),
-                     depth_m=zout.reshape(batch, h, w))
+    lo = torch.ceil(uv_tri.amin(1))
+    hi = torch.floor(uv_tri.amax(1))
+    lo = torch.maximum(lo, torch.zeros_like(lo))
+    hi = torch.minimum(hi, torch.tensor([w - 1, h - 1], dtype=hi.dtype, device=hi.device))
+    ok = drawable_faces(uv, z, faces, near_m, cull_back_faces).reshape(-1)
+    ok = ok & (hi >= lo).all(-1)  # box inside the image (False for NaN too)
+    face = torch.nonzero(ok).squeeze(1)
+    n = face.shape[0]
+    if n == 0:
+        empty = torch.zeros(0, 2, dtype=torch.int64, device=uv.device)
+        return RasterSetup(batch, f, size, face, uv.new_zeros(0, 3, 3), empty, empty, 0,
+                           (0, 0, 0, 0))
+    origin = lo.index_select(0, face)
+    extent = hi.index_select(0, face) - origin + 1
+    # Coefficients in float64 (N is small): edge function w_0 = (c - b) x (p - b), etc.
+    t = uv_tri.index_select(0, face).double()
+    zt = z[:, faces].reshape(batch * f, 3).index_select(0, face).double()
+    # w_i(p) = e_i x (p - t_{i+1}) with e_i = t_{i+2} - t_{i+1}.
+    e = t.roll(-2, 1) - t.roll(-1, 1)
+    base = t.roll(-1, 1)
+    o = origin.double().unsqueeze(1)
+    w_origin = e[..., 0] * (o[..., 1] - base[..., 1]) - e[..., 1] * (o[..., 0] - base[..., 0])
+    scale = 1.0 / (_screen_area(t).unsqueeze(-1) * zt)
+    coef = torch.stack([-e[..., 1] * scale, e[..., 0] * scale, w_origin * scale], 1)
+    origin = origin.long()
+    extent = extent.long()
+    stats = torch.cat([(extent[:, 0] * extent[:, 1]).sum().reshape(1),
+                       origin.amin(0), (origin + extent).amax(0)]).tolist()
+    total, rx0, ry0, rx1, ry1 = (int(v) for v in stats)
+    return RasterSetup(batch, f, size, face, coef.to(uv.dtype), origin, extent, total,
+                       (rx0, ry0, rx1 - rx0, ry1 - ry0))
+
+
+def _affine_q(coef: torch.Tensor, col: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """``(P, 3)`` q at local pixel ``(col, row)`` from gathered ``(P, 3, 3)`` coefficients."""
+    return torch.addcmul(torch.addcmul(coef[:, 2], coef[:, 0], col.unsqueeze(1)),
+                         coef[:, 1], row.unsqueeze(1))
+
+
+@torch.no_grad()
+def rasterize_setup(setup: RasterSetup) -> Fragments:
+    """Rasterise tabulated triangles (the torch backend's core).
+
+    Args:
+        setup: from :func:`raster_setup`.
+
+    Returns:
+        :class:`Fragments`, full image size.
+    """
+    batch, f = setup.batch, setup.num_faces
+    h, w = setup.size
+    dtype, dev = setup.coef.dtype, setup.coef.device
+    out = _empty(batch, setup.size, setup.coef)
+    n = setup.face.shape[0]
+    if n == 0 or setup.num_pairs == 0:
+        return out
+    rx0, ry0, rw, rh = setup.region
+    counts = setup.extent[:, 0] * setup.extent[:, 1]
+    tri = torch.repeat_interleave(torch.arange(n, device=dev), counts,
+                                  output_size=setup.num_pairs)
+    # Per triangle: first pair, box width, z-buffer index of the box's first pixel.
+    b = torch.div(setup.face, f, rounding_mode="floor")
+    zbase = (b * rh + setup.origin[:, 1] - ry0) * rw + setup.origin[:, 0] - rx0
+    ints = torch.stack([torch.cumsum(counts, 0) - counts, setup.extent[:, 0], zbase], 1)
+    ints = ints.index_select(0, tri)
+    local = torch.arange(setup.num_pairs, device=dev) - ints[:, 0]
+    row = torch.div(local, ints[:, 1], rounding_mode="floor")
+    col = local - row * ints[:, 1]
+    q = _affine_q(setup.coef.index_select(0, tri), col.to(dtype), row.to(dtype))
+    inside = q.amin(1) >= 0
+    depth = q.sum(1).reciprocal().float()
+    key = (depth.view(torch.int32).long() << _INDEX_BITS) | tri
+    key = torch.where(inside, key, torch.full_like(key, _NO_HIT))
+    zbuf = torch.full((batch * rh * rw,), _NO_HIT, dtype=torch.int64, device=dev)
+    zbuf.scatter_reduce_(0, ints[:, 2] + row * rw + col, key, reduce="amin")
+    # Winners: recompute q (same formula and inputs, so the same values) at covered pixels.
+    hit = torch.nonzero(zbuf != _NO_HIT).squeeze(1)
+    k = zbuf.index_select(0, hit) & ((1 << _INDEX_BITS) - 1)
+    hb = torch.div(hit, rh * rw, rounding_mode="floor")
+    rem = hit - hb * (rh * rw)
+    y = torch.div(rem, rw, rounding_mode="floor") + ry0
+    x = rem - (y - ry0) * rw + rx0
+    org = setup.origin.index_select(0, k)
+    q = _affine_q(setup.coef.index_select(0, k), (x - org[:, 0]).to(dtype),
+                  (y - org[:, 1]).to(dtype))
+    inv_z = q.sum(1)
+    pix = (hb * h + y) * w + x
+    out.face_ids.view(-1).index_copy_(0, pix, setup.face.index_select(0, k) - hb * f)
+    out.depth_m.view(-1).index_copy_(0, pix, inv_z.reciprocal())
+    out.bary.view(-1, 3).index_copy_(0, pix, q / inv_z.unsqueeze(1))
+    return out
 
 
 def _pixel_rays(K: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -239,14 +363,14 @@ def _pixel_rays(K: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 
 @torch.no_grad()
 def _rasterize_open3d(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
-                      size: tuple[int, int], near_m: float) -> Fragments:
+                      size: tuple[int, int], valid: torch.Tensor) -> Fragments:
+    """``valid``: ``(B, F)`` bool, the faces to draw (:func:`drawable_faces`)."""
     import open3d as o3d
 
     batch = vertices.shape[0]
     out = _empty(batch, size, vertices)
     if faces.shape[0] == 0:
         return out
-    valid = _valid_faces(vertices[..., 2], faces, near_m)
     faces_np = faces.cpu().numpy()
     for i in range(batch):
         keep = torch.nonzero(valid[i]).squeeze(1).cpu().numpy()
@@ -281,12 +405,12 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
     Args:
         vertices: ``(B, V, 3)`` or ``(V, 3)`` metres, camera optical frame (for the right camera
             of a stereo pair pass ``p_left - (baseline_m, 0, 0)``).
-        faces: ``(F, 3)`` integer vertex indices.
+        faces: ``(F, 3)`` integer vertex indices, counter-clockwise seen from outside.
         K: ``(3, 3)`` or ``(B, 3, 3)`` intrinsics of the image to render (full or crop, e.g.
             ``CropTransform.crop_K``).
         image_size: ``(H, W)`` px.
         backend: one of :data:`RASTER_BACKENDS`.
-        config: ``near_m`` and the ``auto`` threshold.
+        config: ``near_m``, ``cull_back_faces`` and the ``auto`` threshold.
 
     Returns:
         :class:`Fragments` (detached).
@@ -301,28 +425,15 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
         raise ValueError(f"backend must be one of {list(RASTER_BACKENDS)}, got {backend!r}")
     vertices = vertices.detach()
     uv = project(vertices, Kb, min_depth_m=config.near_m)
-    pairs = 0
-    if backend == "auto" and vertices.device.type == "cpu":
-        pairs = _count_pairs(uv, vertices[..., 2], faces, size, config.near_m)
-    chosen = resolve_backend(backend, vertices.device, pairs, config)
-    if chosen == "open3d":
-        return _rasterize_open3d(vertices, faces, Kb, size, config.near_m)
-    return _rasterize_torch(uv, vertices[..., 2], faces, size, config.near_m)
-
-
-def _count_pairs(uv: torch.Tensor, z: torch.Tensor, faces: torch.Tensor, size: tuple[int, int],
-                 near_m: float) -> int:
-    """Number of (triangle, pixel) candidates of :func:`_rasterize_torch`."""
-    if faces.shape[0] == 0:
-        return 0
-    h, w = size
-    valid = _valid_faces(z, faces, near_m).reshape(-1)
-    t = uv[:, faces].reshape(-1, 3, 2)
-    lo = torch.ceil(t.amin(1)).clamp_min(0)
-    hi = torch.floor(t.amax(1))
-    hi = torch.minimum(hi, torch.tensor([w - 1, h - 1], dtype=hi.dtype, device=hi.device))
-    span = (hi - lo + 1).clamp_min(0)
-    return int(torch.where(valid, span[:, 0] * span[:, 1], torch.zeros_like(span[:, 0])).sum())
+    z = vertices[..., 2]
+    if resolve_backend(backend, vertices.device, 0, config) == "open3d":
+        return _rasterize_open3d(vertices, faces, Kb, size, drawable_faces(
+            uv, z, faces, config.near_m, config.cull_back_faces))
+    setup = raster_setup(uv, z, faces, size, config.near_m, config.cull_back_faces)
+    if resolve_backend(backend, vertices.device, setup.num_pairs, config) == "open3d":
+        return _rasterize_open3d(vertices, faces, Kb, size, drawable_faces(
+            uv, z, faces, config.near_m, config.cull_back_faces))
+    return rasterize_setup(setup)
 
 
 def rasterize_projected(uv: torch.Tensor, depth_m: torch.Tensor, faces: torch.Tensor,
@@ -336,6 +447,7 @@ def rasterize_projected(uv: torch.Tensor, depth_m: torch.Tensor, faces: torch.Te
             barycentrics).
         faces: ``(F, 3)`` integer vertex indices.
         image_size: ``(H, W)``.
+        config: ``near_m`` and ``cull_back_faces``.
 
     Returns:
         :class:`Fragments` (detached).
@@ -348,4 +460,5 @@ def rasterize_projected(uv: torch.Tensor, depth_m: torch.Tensor, faces: torch.Te
                          f"{tuple(getattr(depth_m, 'shape', ()))}")
     pts = torch.cat([uv, depth_m.unsqueeze(-1)], -1)
     _, faces, size = check_inputs(pts, faces, image_size)
-    return _rasterize_torch(uv.detach(), depth_m.detach(), faces, size, config.near_m)
+    return rasterize_setup(raster_setup(uv.detach(), depth_m.detach(), faces, size,
+                                        config.near_m, config.cull_back_faces))

@@ -90,3 +90,20 @@ def test_default_model_missing_is_clear():
         pytest.skip("a default checkpoint is installed")
     with pytest.raises(FileNotFoundError, match="not installed"):
         load_estimator(None)
+
+
+def test_shipped_checkpoint_matches_the_hand_model():
+    """The shipped weights load (hash, topology of the current hand model, config) and run."""
+    if not default_model_path().is_file():
+        pytest.skip("no default checkpoint installed")
+    from hand_mesh_core.model.checkpoint import read_checkpoint_info
+
+    info = read_checkpoint_info(default_model_path())
+    assert info.metrics and info.training_data
+    pipe = load_estimator(None)
+    cam = StereoCamera()
+    rng = np.random.default_rng(1)
+    left = rng.integers(0, 255, (cam.height, cam.width, 3), dtype=np.uint8)
+    res = pipe.predict(left, left, cam, roi=(250.0, 170.0, 150.0, 150.0))
+    assert res.vertices_m.shape == (info.num_vertices, 3)
+    assert np.isfinite(res.vertices_m).all() and 0.0 <= res.confidence <= 1.0

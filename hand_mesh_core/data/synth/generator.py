@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -214,6 +215,27 @@ class _Geometry:
     hand_bones: np.ndarray
 
 
+def _interp(values: np.ndarray, tri: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Barycentric interpolation: ``values`` (V, C) at the corners ``tri`` (N, 3) with weights
+    ``bary`` (N, 3) -> (N, C) float32."""
+    vals = np.asarray(values, np.float32)
+    out = vals[tri[:, 0]] * bary[:, 0:1]
+    out += vals[tri[:, 1]] * bary[:, 1:2]
+    out += vals[tri[:, 2]] * bary[:, 2:3]
+    return out
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of (N, 3) arrays -> (N,)."""
+    return np.einsum("ij,ij->i", a, b)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (N, 3) scaled to unit length (in place; zero rows stay ~0)."""
+    x /= (np.sqrt(_dot(x, x)) + np.float32(NORMAL_EPS))[:, None]
+    return x
+
+
 def _uniform_cap_direction(rng: np.random.Generator, max_angle_rad: float) -> tuple[float, float]:
     # Uniform on the spherical cap: cos(theta) uniform in [cos(max), 1].
     cos_t = rng.uniform(np.cos(max_angle_rad), 1.0)
@@ -359,83 +381,108 @@ class SynthGenerator:
         h, w = self.camera.height, self.camera.width
         origin, dirs = self._rays[view]
         origin64 = origin.astype(np.float64)
-        # Background everywhere first (analytic plane), then the meshes inside their box.
-        depth = plane.intersect(origin64, dirs)
-        finite = np.isfinite(depth)
-        points = origin[None, None] + np.where(finite, depth, 0.0)[..., None] * dirs
-        radiance = plane.albedo(points)
-        irradiance = np.full((h, w, 3), 1.0, np.float32)
-        if plane.lit:
-            irradiance[:] = lighting.ambient
-            for light in lighting.lights:
-                ndl = max(0.0, float(plane.normal @ light.direction))
-                if ndl == 0.0:
-                    continue
-                lit = np.ones((h, w), np.float32)
-                shadow = self._shadow_points(geo, plane, light.direction)
-                box = None if shadow is None or not lighting.cast_shadows \
-                    else self._bbox(view, shadow)
-                if box is not None:
-                    u0, v0, u1, v1 = box
-                    pts = points[v0:v1, u0:u1].reshape(-1, 3)
-                    nrm = np.broadcast_to(plane.normal.astype(np.float32), pts.shape)
-                    blocked = raycast.occluded(scene, pts, nrm, light.direction, self.nthreads)
-                    lit[v0:v1, u0:u1] = np.where(blocked, 1.0 - lighting.shadow_strength,
-                                                 1.0).reshape(v1 - v0, u1 - u0)
-                irradiance += (ndl * lit)[..., None] * light.rgb[None, None]
-        radiance = radiance * irradiance
-        mask = np.full((h, w), MASK_BACKGROUND, np.uint8)
+        flat_dirs = dirs.reshape(-1, 3)
+        # Background everywhere (analytic plane: a homography of the texture), ...
+        analytic = plane.render(self.camera, view)
+        if analytic is not None:
+            albedo, depth = analytic
+        else:  # some rays miss the plane: intersect per pixel
+            depth = plane.intersect(origin64, dirs)
+            points = origin[None, None] + np.where(np.isfinite(depth), depth, 0.0)[..., None] \
+                * dirs
+            albedo = plane.albedo(points.astype(np.float32))
+        depth = depth.reshape(-1)
+        mask = np.full(h * w, MASK_BACKGROUND, np.uint8)
+        # ... then the meshes inside their projected box.
+        mesh_px = np.zeros(0, np.int64)
+        mesh_rad: list[tuple[np.ndarray, np.ndarray]] = []
         box = self._bbox(view, np.concatenate(geo.vertices))
         if box is not None:
             u0, v0, u1, v1 = box
-            sub = np.ascontiguousarray(dirs[v0:v1, u0:u1]).reshape(-1, 3)
+            pix = (np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)[None, :]).reshape(-1)
+            sub = flat_dirs[pix]
             hits = raycast.cast(scene, origin, sub, self.nthreads)
-            bw = u1 - u0
-            rad_box = radiance[v0:v1, u0:u1].reshape(-1, 3)
-            depth_box = depth[v0:v1, u0:u1].reshape(-1)
-            mask_box = mask[v0:v1, u0:u1].reshape(-1)
+            hit = np.nonzero(hits.hit)[0]
+            mesh_px = pix[hit]
+            depth[mesh_px] = hits.t[hit]
             for gid in range(len(geo.vertices)):
-                sel = np.nonzero(hits.geometry == gid)[0]
+                sel = hit[hits.geometry[hit] == gid]
                 if len(sel) == 0:
                     continue
-                mask_box[sel] = MASK_HAND if gid == GEOM_HAND else MASK_FOREARM
-                depth_box[sel] = hits.t[sel]
-                rad_box[sel] = self._shade_mesh(gid, hits, sel, sub, origin64, scene, geo,
-                                                frame, skin, lighting)
-            radiance[v0:v1, u0:u1] = rad_box.reshape(v1 - v0, bw, 3)
-            depth[v0:v1, u0:u1] = depth_box.reshape(v1 - v0, bw)
-            mask[v0:v1, u0:u1] = mask_box.reshape(v1 - v0, bw)
+                mask[pix[sel]] = MASK_HAND if gid == GEOM_HAND else MASK_FOREARM
+                mesh_rad.append((pix[sel], self._shade_mesh(gid, hits, sel, sub, origin64,
+                                                            scene, geo, frame, skin,
+                                                            lighting)))
+        radiance = self._shade_background(view, scene, geo, lighting, plane, albedo, depth,
+                                          mask)
+        flat_rad = radiance.reshape(-1, 3)
+        for px, rad in mesh_rad:
+            flat_rad[px] = rad
         depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
-        return radiance, depth, mask
+        return radiance, depth.reshape(h, w), mask.reshape(h, w)
+
+    def _shade_background(self, view: str, scene: Any, geo: _Geometry,
+                          lighting: LightingParams, plane: BackgroundPlane, albedo: np.ndarray,
+                          depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Radiance (H, W, 3) of the plane: albedo x irradiance, which is constant except in
+        the cast shadows (shadow rays only for visible plane pixels inside the box of each
+        light's shadow)."""
+        if not plane.lit:
+            return albedo.copy()
+        w = self.camera.width
+        flat_dirs = self._rays[view][1].reshape(-1, 3)
+        origin = raycast.camera_center(self.camera, view)
+        unshadowed = np.full(3, lighting.ambient, np.float64)
+        shadowed = []
+        for light in lighting.lights:
+            ndl = max(0.0, float(plane.normal @ light.direction))
+            if ndl == 0.0:
+                continue
+            unshadowed += ndl * light.rgb
+            shadow = self._shadow_points(geo, plane, light.direction)
+            box = None if shadow is None or not lighting.cast_shadows \
+                else self._bbox(view, shadow)
+            if box is None:
+                continue
+            u0, v0, u1, v1 = box
+            pix = (np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)[None, :]).reshape(-1)
+            pix = pix[(mask[pix] == MASK_BACKGROUND) & np.isfinite(depth[pix])]
+            pts = origin[None] + depth[pix, None].astype(np.float64) * flat_dirs[pix]
+            nrm = np.broadcast_to(plane.normal, pts.shape)
+            blocked = raycast.occluded(scene, pts, nrm, light.direction, self.nthreads)
+            shadowed.append((pix[blocked], ndl * lighting.shadow_strength * light.rgb))
+        radiance = cv2.multiply(albedo, tuple(float(c) for c in unshadowed) + (0.0,))
+        flat_rad, flat_alb = radiance.reshape(-1, 3), albedo.reshape(-1, 3)
+        for pix, lost in shadowed:
+            flat_rad[pix] -= flat_alb[pix] * lost.astype(np.float32)[None]
+        return radiance
 
     def _shade_mesh(self, gid: int, hits: raycast.Hits, sel: np.ndarray, dirs: np.ndarray,
                     origin: np.ndarray, scene: Any, geo: _Geometry, frame: HandFrame,
                     skin: SkinParams, lighting: LightingParams) -> np.ndarray:
         """Radiance (len(sel), 3) of the rays ``sel`` that hit mesh ``gid``."""
         tri = geo.faces[gid][hits.triangle[sel]]
-        bary = hits.bary[sel][..., None].astype(np.float64)
-        points = origin[None] + hits.t[sel, None].astype(np.float64) * dirs[sel]
-        normals = (geo.normals[gid][tri] * bary).sum(1)
-        normals /= np.linalg.norm(normals, axis=1, keepdims=True) + NORMAL_EPS
-        rest_p = (geo.rest_vertices[gid][tri] * bary).sum(1)
-        rest_n = (geo.rest_normals[gid][tri] * bary).sum(1)
-        rest_n /= np.linalg.norm(rest_n, axis=1, keepdims=True) + NORMAL_EPS
+        bary = hits.bary[sel]
+        ray = dirs[sel]
+        points = origin.astype(np.float32)[None] + hits.t[sel, None] * ray
+        normals = _normalize(_interp(geo.normals[gid], tri, bary))
+        rest_p = _interp(geo.rest_vertices[gid], tri, bary)
+        rest_n = _normalize(_interp(geo.rest_normals[gid], tri, bary))
         sleeve = None
         if gid == GEOM_FOREARM and np.isfinite(geo.sleeve_start_m):
-            axial = (geo.forearm_axial[tri] * bary[..., 0]).sum(1)
+            axial = _interp(geo.forearm_axial[:, None], tri, bary)[:, 0]
             wobble = SLEEVE_WOBBLE_M * skin.noise.octave(rest_p, SLEEVE_WOBBLE_FREQ_PER_M, 3)
             sleeve = smoothstep(geo.sleeve_start_m, geo.sleeve_start_m + SLEEVE_EDGE_M,
                                 axial + wobble)
         bones = None
         if gid == GEOM_HAND:
-            nearest = tri[np.arange(len(tri)), hits.bary[sel].argmax(1)]
+            nearest = tri[np.arange(len(tri)), bary.argmax(1)]
             bones = geo.hand_bones[nearest]
         albedo, spec = skin_albedo(rest_p, rest_n, skin, frame if gid == GEOM_HAND else None,
                                    sleeve, bones)
-        to_cam = origin[None] - points
-        to_cam /= np.linalg.norm(to_cam, axis=1, keepdims=True)
+        to_cam = _normalize(-ray)
         # two-sided: make normals face the camera before offsetting the shadow rays
-        normals = np.where((normals * to_cam).sum(1, keepdims=True) < 0, -normals, normals)
+        normals *= np.where(_dot(normals, to_cam) < 0, -1.0, 1.0).astype(np.float32)[:, None]
         vis = self._visibility(scene, points, normals, lighting)
         return shade(albedo, normals, to_cam, lighting, vis, spec)
 

@@ -130,21 +130,24 @@ def nearest_bone(points: np.ndarray, joints: np.ndarray) -> np.ndarray:
 def _bone_position(points: np.ndarray, joints: np.ndarray, bone: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Position t (N,) in [0, 1] of each point along its bone, and the bone length (N,)."""
-    a = joints[[b[0] for b in BONES]][bone]
-    ab = joints[[b[1] for b in BONES]][bone] - a
-    length2 = (ab * ab).sum(1)
-    t = np.clip(((points - a) * ab).sum(1) / length2, 0.0, 1.0)
+    start = joints[[b[0] for b in BONES]]
+    seg = joints[[b[1] for b in BONES]] - start
+    seg_len2 = (seg * seg).sum(1)
+    a, ab, length2 = start[bone], seg[bone], seg_len2[bone]
+    t = np.clip(np.einsum("ij,ij->i", points - a, ab) / length2, 0.0, 1.0)
     return t, np.sqrt(length2)
 
 
 def _hand_features(p: np.ndarray, n: np.ndarray, frame: HandFrame, skin: SkinParams,
                    bone: np.ndarray | None) -> dict[str, np.ndarray]:
-    dorsal = n @ frame.dorsal
+    f32 = np.float32
+    joints = frame.joints.astype(f32)
+    dorsal = n @ frame.dorsal.astype(f32)
     palmar_w = smoothstep(0.05, 0.45, -dorsal)
     dorsal_w = smoothstep(0.05, 0.45, dorsal)
     if bone is None:
-        bone = nearest_bone(p, frame.joints)
-    t, length = _bone_position(p, frame.joints, bone)
+        bone = nearest_bone(p, joints)
+    t, length = _bone_position(p, joints, bone)
     parent = np.array([b[0] for b in BONES])[bone]
     child = np.array([b[1] for b in BONES])[bone]
     w = skin.crease_width_m
@@ -156,16 +159,16 @@ def _hand_features(p: np.ndarray, n: np.ndarray, frame: HandFrame, skin: SkinPar
     finger_crease = np.maximum(at_start, at_end)
     # Palm lines, in palm coordinates (a along the palm, b across it, both ~[0, 1]).
     metacarpal = parent == WRIST
-    rel = p - frame.joints[WRIST]
-    palm_len = np.linalg.norm(frame.joints[FINGER_JOINTS[2][0]] - frame.joints[WRIST])
-    a = rel @ frame.length_axis / palm_len
-    b = rel @ frame.width_axis / palm_len
-    palm = np.zeros(len(p))
+    rel = p - joints[WRIST]
+    palm_len = f32(np.linalg.norm(joints[FINGER_JOINTS[2][0]] - joints[WRIST]))
+    a = rel @ frame.length_axis.astype(f32) / palm_len
+    b = rel @ frame.width_axis.astype(f32) / palm_len
+    palm = np.zeros(len(p), f32)
     for pos, slope in PALM_LINES:
         dist = (a - pos - slope * b) * palm_len + 1.5 * wobble
         palm = np.maximum(palm, np.exp(-(dist / (1.3 * w)) ** 2))
-    thumb_base = frame.joints[FINGER_JOINTS[0][1]]
-    arc = np.linalg.norm(p - thumb_base, axis=1) - 0.45 * palm_len + wobble
+    thumb = p - joints[FINGER_JOINTS[0][1]]
+    arc = np.sqrt(np.einsum("ij,ij->i", thumb, thumb)) - 0.45 * palm_len + wobble
     palm = np.maximum(palm, np.exp(-(arc / (1.3 * w)) ** 2) * (a > 0.1))
     crease = palmar_w * np.where(metacarpal & ~np.isin(child, FINGER_JOINTS[0]),
                                  palm, finger_crease)
@@ -194,8 +197,8 @@ def skin_albedo(rest_points: np.ndarray, rest_normals: np.ndarray, skin: SkinPar
     Returns:
         ``(albedo (N, 3) float32 linear RGB, specular gain (N,) float32)``.
     """
-    p = np.asarray(rest_points, np.float64)
-    n = np.asarray(rest_normals, np.float64)
+    p = np.asarray(rest_points, np.float32)
+    n = np.asarray(rest_normals, np.float32)
     if p.ndim != 2 or p.shape[1] != 3 or n.shape != p.shape:
         raise ValueError(f"rest_points and rest_normals must both be (N, 3), got {p.shape} "
                          f"and {n.shape}")
@@ -205,8 +208,8 @@ def skin_albedo(rest_points: np.ndarray, rest_normals: np.ndarray, skin: SkinPar
                                 * np.array([1.0, 0.8, 0.7], np.float32))
     pores = noise.fractal(p + 0.37, 1.0 / skin.pore_scale_m, octaves=2)
     albedo = albedo * (1.0 - skin.pores * smoothstep(0.1, 0.6, np.abs(pores)))[:, None]
-    ridge = np.abs(noise.fractal(p * np.array([1.0, 2.5, 1.0]) + 1.3, VEIN_FREQ_PER_M,
-                                 octaves=2))
+    stretch = np.array([1.0, 2.5, 1.0], np.float32)
+    ridge = np.abs(noise.fractal(p * stretch + 1.3, VEIN_FREQ_PER_M, octaves=2))
     vein = smoothstep(VEIN_WIDTH, 0.0, ridge)
     spec = np.ones(len(p), np.float32)
     if frame is not None:
@@ -223,7 +226,7 @@ def skin_albedo(rest_points: np.ndarray, rest_normals: np.ndarray, skin: SkinPar
     albedo = albedo * (1.0 - vein_mix + vein_mix * VEIN_TINT[None])
     if sleeve is not None:
         cloth = skin.sleeve_rgb[None] * (1.0 + 0.15 * noise.fractal(p + 2.1, 400.0, 2)[:, None])
-        s = np.asarray(sleeve, np.float64)[:, None]
+        s = np.asarray(sleeve, np.float32)[:, None]
         albedo = albedo * (1.0 - s) + cloth * s
         spec = spec * (1.0 - s[:, 0])
     return np.clip(albedo, 0.0, 1.0).astype(np.float32), spec.astype(np.float32)

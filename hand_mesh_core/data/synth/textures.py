@@ -7,15 +7,16 @@ which is what a photometric stereo loss needs to lock onto.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 __all__ = ["SolidNoise", "noise_image", "smoothstep"]
 
-#: Side of the periodic random lattice of :class:`SolidNoise` (cells per axis). 32^3 floats is
-#: 128 KiB; each octave is rotated randomly so the period (32 cells) is not visible.
+#: Side of the periodic random lattice of :class:`SolidNoise` (cells per axis, a power of 2 so
+#: that wrapping is a bit mask). 32^3 floats is 128 KiB; each octave is rotated randomly so the
+#: period (32 cells) is not visible.
 LATTICE_SIZE = 32
 
 
@@ -44,6 +45,13 @@ class SolidNoise:
 
     lattice: np.ndarray
     rotations: np.ndarray
+    #: The lattice with its first plane repeated after the last one on each axis, flattened:
+    #: (L + 1)^3 float32, so the 8 corners of a cell are fixed offsets (derived, not an input).
+    padded: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.padded = np.pad(np.asarray(self.lattice, np.float32), ((0, 1),) * 3,
+                             mode="wrap").ravel()
 
     @classmethod
     def random(cls, rng: np.random.Generator, octaves: int = 4) -> "SolidNoise":
@@ -71,17 +79,21 @@ class SolidNoise:
         f = p - base
         w1 = f * f * (3.0 - 2.0 * f)
         w0 = 1.0 - w1
-        i0 = base.astype(np.int64) % LATTICE_SIZE
-        i1 = (i0 + 1) % LATTICE_SIZE
-        size = LATTICE_SIZE
-        flat = self.lattice.ravel()
-        out = np.zeros(len(p), np.float32)
-        for ix, wx in ((i0[:, 0], w0[:, 0]), (i1[:, 0], w1[:, 0])):
-            for iy, wy in ((i0[:, 1], w0[:, 1]), (i1[:, 1], w1[:, 1])):
-                row = (ix * size + iy) * size
-                wxy = wx * wy
-                out += wxy * (w0[:, 2] * flat[row + i0[:, 2]] + w1[:, 2] * flat[row + i1[:, 2]])
-        return out
+        # Flat index of the lower corner in the wrap-padded lattice; the other 7 corners are
+        # fixed offsets from it (no modulo per corner).
+        i0 = base.astype(np.int64) & (LATTICE_SIZE - 1)
+        side = LATTICE_SIZE + 1
+        flat = self.padded
+        idx = (i0[:, 0] * side + i0[:, 1]) * side + i0[:, 2]
+        acc = []
+        for dx in (0, side * side):
+            for dy in (0, side):
+                c0 = flat[idx + (dx + dy)]
+                c1 = flat[idx + (dx + dy + 1)]
+                acc.append(c0 * w0[:, 2] + c1 * w1[:, 2])
+        lo = acc[0] * w0[:, 1] + acc[1] * w1[:, 1]
+        hi = acc[2] * w0[:, 1] + acc[3] * w1[:, 1]
+        return lo * w0[:, 0] + hi * w1[:, 0]
 
     def fractal(self, points: np.ndarray, frequency: float, octaves: int = 3,
                 gain: float = 0.5) -> np.ndarray:

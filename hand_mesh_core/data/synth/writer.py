@@ -41,6 +41,26 @@ UINT16_MAX = 65535
 SPLITS = ("train", "test")
 #: PNG compression level (0-9): 1 is ~3x faster than the default and ~10 % larger.
 PNG_COMPRESSION = 1
+#: PNG filter option (OpenCV < 4.11 has none and uses its default filter).
+_FILTER = getattr(cv2, "IMWRITE_PNG_FILTER", None)
+
+
+def _png_params(filt: str, huffman_only: bool = False) -> tuple[int, ...]:
+    params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+    if _FILTER is not None:
+        params += [_FILTER, getattr(cv2, f"IMWRITE_PNG_FILTER_{filt}")]
+    if huffman_only:
+        params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+    return tuple(params)
+
+
+#: PNG encoder settings per kind of image, measured on 640x480 target_lab samples (shared
+#: 2-core machine): noisy RGB images compress about as well with the "sub" filter and Huffman
+#: coding only (680 vs 634 KiB) in 1/4 of the time (8 vs 34 ms); label images are mostly flat
+#: runs ("sub" filter: 0.5 vs 2 ms); depth is smooth along columns ("up" filter: 3.5 vs 12 ms,
+#: same size), disparity along rows ("sub": 2 vs 5 ms). All lossless.
+PNG_PARAMS = {"rgb": _png_params("SUB", huffman_only=True), "mask": _png_params("SUB"),
+              "depth": _png_params("UP"), "disparity": _png_params("SUB")}
 #: Per-sample arrays stored in ``labels_<split>.npz`` (plus ``faces_left``/``faces_right``).
 LABEL_KEYS = ("index", "joints_m", "vertices_m", "handedness", "fx", "fy", "cx", "cy",
               "baseline_m", "width", "height", "pose", "shape", "global_orient", "transl",
@@ -59,10 +79,10 @@ def split_counts(count: int, test_fraction: float) -> dict[str, int]:
     return {"train": count - n_test, "test": n_test}
 
 
-def _png(path: Path, image: np.ndarray) -> None:
+def _png(path: Path, image: np.ndarray, kind: str) -> None:
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]):
+    if not cv2.imwrite(str(path), image, list(PNG_PARAMS[kind])):
         raise ValueError(f"could not write {path}")
 
 
@@ -78,11 +98,11 @@ def write_sample_files(out: Path, sample: SynthSample) -> None:
     for view, img, mask, depth in (("left", sample.left, sample.mask_left, sample.depth_left),
                                    ("right", sample.right, sample.mask_right,
                                     sample.depth_right)):
-        _png(out / "images" / view / name, img)
-        _png(out / "masks" / view / name, mask)
-        _png(out / "depth" / view / name, _to_uint16(depth, DEPTH_PNG_SCALE))
+        _png(out / "images" / view / name, img, "rgb")
+        _png(out / "masks" / view / name, mask, "mask")
+        _png(out / "depth" / view / name, _to_uint16(depth, DEPTH_PNG_SCALE), "depth")
     _png(out / "disparity" / "left" / name,
-         _to_uint16(sample.disparity_left, DISPARITY_PNG_SCALE))
+         _to_uint16(sample.disparity_left, DISPARITY_PNG_SCALE), "disparity")
 
 
 def _labels(sample: SynthSample) -> dict[str, Any]:
@@ -99,12 +119,25 @@ def _labels(sample: SynthSample) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- worker processes
 _WORKER: dict[str, Any] = {}
+#: Tasks are sent to the workers in chunks (fewer round trips; each worker writes its own PNGs
+#: and returns only the small label rows): about this many chunks per worker, at most
+#: MAX_CHUNK samples each (so the progress bar still moves).
+CHUNKS_PER_WORKER = 4
+MAX_CHUNK = 16
+
+
+def _start_method() -> str:
+    """"fork" where available (workers start in milliseconds, with the modules already
+    imported; the parent has run no threaded work at that point), else "spawn"."""
+    return "fork" if "fork" in mp.get_all_start_methods() else "spawn"
 
 
 def _init_worker(domain_dict: dict, out: str) -> None:
     import torch
 
+    # one process per core: no intra-op threads in torch or OpenCV
     torch.set_num_threads(1)
+    cv2.setNumThreads(1)
     _WORKER["gen"] = SynthGenerator(DomainConfig.from_dict(domain_dict), nthreads=1)
     _WORKER["out"] = Path(out)
 
@@ -211,10 +244,11 @@ def write_dataset(out: str | Path, domain: DomainConfig, count: int, seed: int =
             bar.update()
         rig = gen.rig
     else:
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context(_start_method())
+        chunk = max(1, min(MAX_CHUNK, count // (workers * CHUNKS_PER_WORKER)))
         with ctx.Pool(workers, initializer=_init_worker,
                       initargs=(domain.to_dict(), str(out))) as pool:
-            it: Iterator[dict[str, Any]] = pool.imap_unordered(_work, tasks, chunksize=1)
+            it: Iterator[dict[str, Any]] = pool.imap_unordered(_work, tasks, chunksize=chunk)
             for row in it:
                 rows.append(row)
                 first = first if first is not None else time.perf_counter()

@@ -172,7 +172,7 @@ def _two_triangles():
     # of gradcheck never change which face covers a pixel.
     v = torch.tensor([[-0.0487, -0.04, 0.50], [0.0613, -0.0287, 0.55], [-0.0287, 0.05, 0.52],
                       [0.0513, 0.06, 0.60]], dtype=F64, requires_grad=True)
-    f = torch.tensor([[0, 1, 2], [1, 3, 2]])
+    f = torch.tensor([[0, 2, 1], [1, 2, 3]])  # counter-clockwise seen from the camera
     K = torch.tensor([[40.0, 0, 3.6], [0, 40.0, 3.4], [0, 0, 1]], dtype=F64)
     return v, f, K
 

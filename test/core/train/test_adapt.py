@@ -14,13 +14,17 @@ from hand_mesh_core.train.pretrain import pretrain
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
-    import sys
+    import importlib.util
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from conftest import toy_samples, toy_topology
-
     from hand_mesh_core.model.config import NetworkConfig
+
+    # Module-scoped, so it cannot use the function-scoped factory fixtures: load them by path.
+    spec = importlib.util.spec_from_file_location("_train_toy_data",
+                                                  Path(__file__).with_name("conftest.py"))
+    toy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy)
+    toy_samples, toy_topology = toy.toy_samples, toy.toy_topology
 
     torch.manual_seed(0)
     n_threads = torch.get_num_threads()

@@ -25,6 +25,9 @@ def test_bad_config_key(tmp_path, capsys):
     assert main(["pretrain", "--data", str(tmp_path), "--config", str(cfg), "--out",
                  str(tmp_path / "o")]) == 2
     assert "valid keys" in capsys.readouterr().err
+    # A folder with metadata.json but no labels: the reader's error, one line, exit 2.
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "labels_train.npz" in capsys.readouterr().err
 
 
 def test_adapt_refuses_pickle_and_unknown_folder(tmp_path, capsys):

@@ -1,0 +1,138 @@
+"""HandMeshNode wired to the real pipeline: checkpoint loading, handedness, input size checks.
+
+A tiny randomly initialised HandMeshNet on the shipped procedural hand topology is saved as a
+checkpoint, so these tests exercise ``hand_mesh_core.pipeline.load_estimator`` for real without
+needing the trained default model (accuracy is tested in ``test_e2e.py``).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+rclpy = pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
+from hand_mesh_core.model.checkpoint import save_checkpoint  # noqa: E402
+from hand_mesh_core.model.config import NetworkConfig  # noqa: E402
+from hand_mesh_core.model.network import HandMeshNet  # noqa: E402
+from hand_mesh_core.model.topology import HandTopology  # noqa: E402
+from hand_mesh_core.pipeline import HandMeshPipeline  # noqa: E402
+from hand_mesh_ros.config import AUTO_HANDEDNESS, StereoNodeConfig  # noqa: E402
+from hand_mesh_ros.stereo_node import (HandMeshNode, checkpoint_input_size,  # noqa: E402
+                                       load_model, resolve_handedness)
+
+#: Input side of the tiny test network, px (any value the backbone accepts).
+TINY_INPUT_PX = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = NetworkConfig(input_size=TINY_INPUT_PX, stem_width=4, stage_widths=(4, 8),
+                        head_channels=4, feature_dim=16)
+    net = HandMeshNet(cfg, HandTopology.default())
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", net,
+                               training_data="ros unit test"))
+
+
+def test_resolve_handedness():
+    assert resolve_handedness("left") == "left"
+    assert resolve_handedness("right") == "right"
+    assert resolve_handedness("auto") == AUTO_HANDEDNESS == "right"
+    with pytest.raises(ValueError, match=r"\['left', 'right', 'auto'\]"):
+        resolve_handedness("both")
+
+
+def test_checkpoint_input_size_of_other_estimators():
+    class NoModel:
+        pass
+
+    class BadSize:
+        class model:  # noqa: N801 - mimics estimator.model.config
+            class config:  # noqa: N801
+                input_size = True
+
+    assert checkpoint_input_size(NoModel()) is None
+    assert checkpoint_input_size(BadSize()) is None
+    assert checkpoint_input_size(None) is None
+
+
+@pytest.mark.parametrize("handedness, expect", [("auto", "right"), ("left", "left"),
+                                                ("right", "right")])
+def test_load_model_handedness_and_input_size_from_checkpoint(tiny_ckpt, handedness, expect):
+    est = load_model(tiny_ckpt, "cpu", handedness)
+    assert isinstance(est, HandMeshPipeline)
+    assert est.handedness == expect
+    assert checkpoint_input_size(est) == TINY_INPUT_PX
+    assert load_model(tiny_ckpt, "cpu", handedness, TINY_INPUT_PX).handedness == expect
+
+
+def test_left_hand_faces_are_the_right_hand_faces_reversed(tiny_ckpt):
+    right = load_model(tiny_ckpt, "cpu", "right")
+    left = load_model(tiny_ckpt, "cpu", "left")
+    assert (left.faces == right.faces[:, ::-1]).all()
+
+
+def test_load_model_refusals(tiny_ckpt, tmp_path):
+    with pytest.raises(ValueError, match=f"trained at {TINY_INPUT_PX} px"):
+        load_model(tiny_ckpt, "cpu", "auto", 2 * TINY_INPUT_PX)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="input_size must be an int >= 0"):
+            load_model(tiny_ckpt, "cpu", "auto", bad)
+    with pytest.raises(ValueError, match="handedness must be one of"):
+        load_model(tiny_ckpt, "cpu", "both")
+    with pytest.raises(ValueError, match="cannot load model"):
+        load_model(str(tmp_path / "missing.safetensors"), "cpu")
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot load model"):
+        load_model(str(broken), "cpu")
+
+
+def test_default_config_takes_the_input_size_from_the_checkpoint():
+    assert StereoNodeConfig().input_size == 0
+    assert StereoNodeConfig().handedness == "auto"
+
+
+def _node(ctx, **params):
+    return HandMeshNode(context=ctx, parameter_overrides=[
+        Parameter(k, value=v) for k, v in {"image_qos": "reliable", **params}.items()])
+
+
+def test_node_loads_the_checkpoint_at_start_up(ros_context, tiny_ckpt):
+    n = _node(ros_context, model_path=tiny_ckpt, handedness="left")
+    try:
+        assert isinstance(n._estimator, HandMeshPipeline) and n._estimator.handedness == "left"
+        values = {kv.key: kv.value for kv in n.diagnostic_status().values}
+        assert values["model_loaded"] == "true" and values["handedness"] == "left"
+        assert values["model_input_size_px"] == str(TINY_INPUT_PX)
+        # runtime changes: a wrong input size is refused, the model stays
+        res = n.set_parameters([Parameter("input_size", value=2 * TINY_INPUT_PX)])[0]
+        assert not res.successful and f"trained at {TINY_INPUT_PX} px" in res.reason
+        assert n.config.input_size == 0
+        old = n._estimator
+        assert n.set_parameters([Parameter("handedness", value="right")])[0].successful
+        assert n._estimator is not old and n._estimator.handedness == "right"
+        assert n.set_parameters([Parameter("input_size", value=TINY_INPUT_PX)])[0].successful
+        ok, text = n.reload_model()
+        assert ok and tiny_ckpt in text
+        res = n.set_parameters([Parameter("model_path", value="/nonexistent.safetensors")])[0]
+        assert not res.successful and "cannot load model" in res.reason
+        assert n.config.model_path == tiny_ckpt
+    finally:
+        n.destroy_node()
+
+
+def test_node_with_mismatched_input_size_reports_an_error(ros_context, tiny_ckpt):
+    n = _node(ros_context, model_path=tiny_ckpt, input_size=2 * TINY_INPUT_PX)
+    try:
+        assert n._estimator is None
+        st = n.diagnostic_status()
+        assert st.level == DiagnosticStatus.ERROR
+        assert f"trained at {TINY_INPUT_PX} px" in st.message
+        values = {kv.key: kv.value for kv in st.values}
+        assert values["model_loaded"] == "false"
+    finally:
+        n.destroy_node()
