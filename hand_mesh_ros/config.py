@@ -82,6 +82,21 @@ class StereoNodeConfig(SyncConfig):
     input_size: int = setting(INPUT_SIZE_FROM_CHECKPOINT, "side of the square network input "
                               "crop; 0: the checkpoint's, else it must equal the checkpoint's "
                               "(a mismatch is refused)", unit="px", ge=0, le=1024)
+    cpu_threads: int = setting(1, "CPU threads of torch and OpenCV in this process, set at "
+                               "start-up (0: the libraries' defaults); 1 avoids the large "
+                               "slow-downs of spinning thread pools on a busy machine", ge=0)
+    max_process_width_px: int = setting(640, "wider pairs are downscaled (area filter, "
+                                        "intrinsics scaled to match) before the hand search and "
+                                        "the network; the network sees a small crop, so full "
+                                        "HD only costs time (0: never)", unit="px", ge=0)
+    track_roi: bool = setting(False, "reuse the last hand's box (its projected mesh grown by "
+                              "track_margin_frac) instead of searching the whole image; search "
+                              "again when the hand is lost or every redetect_every pairs")
+    track_margin_frac: float = setting(0.15, "growth of the tracked box on each side, as a "
+                                       "fraction of its long side (as the ROI finder's "
+                                       "margin_frac)", ge=0.0, le=1.0)
+    redetect_every: int = setting(30, "with track_roi, search the whole image at least every "
+                                  "this many pairs", ge=1)
     max_rate_hz: float = setting(0.0, "process at most this many pairs per second (0: as "
                                  "fast as possible)", unit="Hz", ge=0.0)
     max_image_pixels: int = setting(4096 * 4096, "larger images are refused", unit="px", gt=0)

@@ -305,7 +305,8 @@ def _fmt(x: float, spec: str = ".1f") -> str:
 def _print_stats(name: str, st: SourceStats, note: str = "") -> None:
     print(f"{name:10s} {st.results}/{st.frames} pairs  rate {_fmt(st.rate_hz, '.2f')} Hz  "
           f"latency median {_fmt(st.latency_ms_median)} ms, p99 {_fmt(st.latency_ms_p99)} ms  "
-          f"mean joint error {_fmt(st.mean_joint_error_mm)} mm (absolute, left optical frame)"
+          f"joint error mean {_fmt(st.mean_joint_error_mm)} / median "
+          f"{_fmt(st.median_joint_error_mm)} mm (absolute, left optical frame)"
           + (f"  [{note}]" if note else ""))
 
 

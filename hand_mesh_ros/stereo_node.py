@@ -8,13 +8,23 @@ joints, bones; DELETEALL when the hand is lost), ``hand_mesh/points`` (PointClou
 float32), ``hand_mesh/joints`` (PoseArray, 21 joints, canonical order), ``hand_mesh/confidence``
 (Float32) and ``/diagnostics``.
 
+Model: ``model_path`` ("" = the shipped default) is loaded at start-up with
+``hand_mesh_core.pipeline.load_estimator(path, device, handedness)``; "auto" handedness means
+right until a handedness classifier exists; ``input_size`` 0 takes the checkpoint's, any other
+value must equal it. A load failure keeps the node up and is reported as an ERROR in
+/diagnostics; ``~/reload_model`` and parameter changes load through the same path and keep the
+current model when the new one fails.
+
 Real time: the subscription callback only stores the newest pair; one worker thread runs the
-estimator. A pair replaced before the worker took it is dropped and counted. Bad input never
-stops the node: the pair is refused with a reason (throttled warning + diagnostics) and the
-node resumes with the next good pair.
+estimator (with ``cpu_threads`` torch/OpenCV threads, default 1). With ``track_roi`` the box of
+the last hand (its projected mesh, grown) replaces the whole-image hand search for up to
+``redetect_every`` pairs. A pair replaced before the worker took it is dropped and counted.
+Bad input never stops the node: the pair is refused with a reason (throttled warning +
+diagnostics) and the node resumes with the next good pair.
 """
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import threading
@@ -35,7 +45,8 @@ from hand_mesh_ros.config import (AUTO_HANDEDNESS, HANDEDNESS_CHOICES,
 from hand_mesh_ros.params import ConfigParameterBinding, declare_config
 
 __all__ = ["HandMeshNode", "main", "NODE_NAME", "result_to_markers", "confidence_color",
-           "load_model", "resolve_handedness", "checkpoint_input_size", "MODEL_KEYS"]
+           "load_model", "resolve_handedness", "checkpoint_input_size", "set_cpu_threads",
+           "track_box", "downscale_pair", "MODEL_KEYS"]
 
 NODE_NAME = "hand_mesh"
 #: Marker sizes (m): joint sphere diameter and bone line width, about a finger's thickness
@@ -70,6 +81,91 @@ def resolve_handedness(handedness: str) -> str:
         raise ValueError(f"handedness must be one of {list(HANDEDNESS_CHOICES)}, got "
                          f"{handedness!r}")
     return AUTO_HANDEDNESS if handedness == "auto" else handedness
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Set the CPU thread pools of torch (intra-op) and OpenCV for this process.
+
+    On a small, shared machine a pool wider than the free cores spins at its barriers: the
+    stereo network measured 7 ms per pair with 1 torch thread and 0.3-1 s with 2 on a busy
+    2-core machine. 0 keeps the libraries' defaults.
+
+    Raises:
+        ValueError: ``threads`` is not an int >= 0.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads must be an int >= 0 (0: library defaults), got {threads!r}")
+    if threads == 0:
+        return
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+def downscale_pair(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
+                   max_width_px: int) -> tuple[np.ndarray, np.ndarray, StereoCamera]:
+    """Downscale a rectified pair wider than ``max_width_px`` (area filter) and scale the
+    camera to match (``StereoCamera.scaled``: the pair stays rectified and metric depth is
+    unchanged, since depth = fx * baseline / disparity and fx, disparity scale alike).
+
+    Args:
+        left, right: (H, W, 3) uint8 images of ``camera.size``.
+        camera: the full-size pair.
+        max_width_px: largest width kept, px; 0 never downscales.
+
+    Returns:
+        (left, right, camera), the inputs themselves when no downscale is needed.
+
+    Raises:
+        ValueError: ``max_width_px`` < 0.
+    """
+    if isinstance(max_width_px, bool) or not isinstance(max_width_px, int) or max_width_px < 0:
+        raise ValueError(f"max_width_px must be an int >= 0 (0: never), got {max_width_px!r}")
+    if max_width_px == 0 or camera.width <= max_width_px:
+        return left, right, camera
+    import cv2
+
+    small = camera.scaled(max_width_px / camera.width)
+    size = (small.width, small.height)
+    return (cv2.resize(left, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(right, size, interpolation=cv2.INTER_AREA), small)
+
+
+def track_box(uv_px: np.ndarray, image_size: tuple[int, int], margin_frac: float
+              ) -> tuple[float, float, float, float] | None:
+    """The hand box for the next pair: the bounding box of the projected mesh, grown by
+    ``margin_frac`` of its long side on each side, made square, clipped to the image.
+
+    Args:
+        uv_px: (V, 2) vertex pixels in the left image (``HandMeshResult.uv_left``).
+        image_size: (width, height) of the left image, px.
+        margin_frac: growth on each side as a fraction of the long side, >= 0.
+
+    Returns:
+        (x0, y0, width, height) in px, or None when no finite vertex projects inside the image.
+
+    Raises:
+        ValueError: bad ``uv_px`` shape or negative ``margin_frac``.
+    """
+    uv = np.asarray(uv_px, dtype=np.float64)
+    if uv.ndim != 2 or uv.shape[1] != 2:
+        raise ValueError(f"uv_px must have shape (V, 2), got {uv.shape}")
+    if not margin_frac >= 0.0:
+        raise ValueError(f"margin_frac must be >= 0, got {margin_frac}")
+    w, h = image_size
+    uv = uv[np.isfinite(uv).all(axis=1)]
+    if not len(uv):
+        return None
+    lo, hi = uv.min(axis=0), uv.max(axis=0)
+    side = float((hi - lo).max()) * (1.0 + 2.0 * margin_frac)
+    cx, cy = (lo + hi) / 2.0
+    x0, y0 = max(cx - side / 2.0, 0.0), max(cy - side / 2.0, 0.0)
+    x1, y1 = min(cx + side / 2.0, float(w)), min(cy + side / 2.0, float(h))
+    if x1 - x0 < 1.0 or y1 - y0 < 1.0:
+        return None
+    return (float(x0), float(y0), float(x1 - x0), float(y1 - y0))
 
 
 def checkpoint_input_size(estimator: Any) -> int | None:
@@ -185,6 +281,7 @@ class HandMeshNode(Node):
         declare_config(self, StereoNodeConfig)
         self._binding = ConfigParameterBinding(self, StereoNodeConfig, self._on_param_change)
         cfg = self.config
+        set_cpu_threads(cfg.cpu_threads)
         self._estimator = estimator
         self._injected = estimator is not None
         self._model_lock = threading.Lock()
@@ -207,6 +304,9 @@ class HandMeshNode(Node):
         self.refusals: Counter = Counter()
         self.last_refusal = ""
         self._hand_visible = False
+        self._track_box: tuple[float, float, float, float] | None = None
+        self._track_size: tuple[int, int] = (0, 0)
+        self._track_age = 0
         self._last_sync = 0.0
         self._last_processed = 0.0
         self._arrivals: deque = deque(maxlen=STATS_WINDOW)
@@ -231,7 +331,7 @@ class HandMeshNode(Node):
         return self._binding.config
 
     def _on_param_change(self, old: StereoNodeConfig, new: StereoNodeConfig) -> None:
-        fixed = ("approximate_sync", "slop_s", "queue_size", "image_qos")
+        fixed = ("approximate_sync", "slop_s", "queue_size", "image_qos", "cpu_threads")
         changed = [k for k in fixed if getattr(old, k) != getattr(new, k)]
         if changed:
             raise ValueError(f"{changed} can only be set at start-up")
@@ -358,12 +458,18 @@ class HandMeshNode(Node):
         except ImageRefused as exc:
             raise _Refused("image", str(exc)) from exc
         camera = self.camera_from_infos(left, left_info, right, right_info)
+        img_l, img_r, camera = downscale_pair(img_l, img_r, camera, cfg.max_process_width_px)
         est = self._get_estimator()
-        result = est.predict(img_l, img_r, camera)
+        roi = None
+        if cfg.track_roi and self._track_box is not None and camera.size == self._track_size \
+                and self._track_age < cfg.redetect_every:
+            roi = self._track_box
+        result = est.predict(img_l, img_r, camera, roi=roi)
         header = left.header
         if result is not None and result.confidence < cfg.min_confidence:
             self.counts["low_confidence"] += 1
             result = None
+        self._update_track(result, camera, cfg, tracked=roi is not None)
         if result is None:
             self.counts["no_hand"] += 1
             self.refusals["no_hand"] += 1
@@ -376,6 +482,17 @@ class HandMeshNode(Node):
         self._hand_visible = True
         self.counts["published"] += 1
         self._finish(arrived)
+
+    def _update_track(self, result: HandMeshResult | None, camera: StereoCamera,
+                      cfg: StereoNodeConfig, tracked: bool) -> None:
+        if not cfg.track_roi:
+            return
+        if tracked:
+            self.counts["tracked"] += 1
+        box = None if result is None else track_box(result.uv_left, camera.size,
+                                                    cfg.track_margin_frac)
+        self._track_box, self._track_size = box, camera.size
+        self._track_age = self._track_age + 1 if tracked and box is not None else 0
 
     def _finish(self, arrived: float) -> None:
         now = time.monotonic()
@@ -443,12 +560,14 @@ class HandMeshNode(Node):
             "input_rate_hz": f"{self._rate(self._arrivals):.2f}",
             "processed_rate_hz": f"{self._rate(self._done_times):.2f}",
             "latency_ms_median": f"{1e3 * lat[len(lat) // 2]:.1f}" if lat else "nan",
+            "latency_ms_max": f"{1e3 * lat[-1]:.1f}" if lat else "nan",
             "received": str(self.counts["received"]),
             "processed": str(self.counts["processed"]),
             "published": str(self.counts["published"]),
             "dropped": str(self.counts["dropped"]),
             "refused": str(self.counts["refused"]),
             "no_hand": str(self.counts["no_hand"]),
+            "tracked": str(self.counts["tracked"]),
             "last_refusal": self.last_refusal,
             "model": cfg.model_path or "<default>",
             "model_loaded": str(self._estimator is not None).lower(),
@@ -478,12 +597,16 @@ class HandMeshNode(Node):
 
 def main(args: Sequence[str] | None = None) -> int:
     """Entry point (``ros2 run hand_mesh_ros stereo_node``). Returns the exit code."""
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     argv = list(sys.argv[1:] if args is None else args)
     rclpy.init(args=["stereo_node", *argv])
     node = HandMeshNode()
-    executor = MultiThreadedExecutor(num_threads=2)
+    # The model and libraries are loaded: move these long-lived objects out of the garbage
+    # collector's generations, so a collection triggered by per-pair allocations (thousands of
+    # marker points) does not rescan them (a 100+ ms pause every few pairs, measured).
+    gc.freeze()
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

@@ -37,6 +37,9 @@ def generate_launch_description():
                               description="checkpoint (.safetensors); empty: the shipped one"),
         DeclareLaunchArgument("device", default_value="cpu",
                               description="inference device: cpu or cuda"),
+        DeclareLaunchArgument("handedness", default_value="auto",
+                              description="hand to expect: left, right, or auto (= right "
+                                          "until a handedness classifier exists)"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="start rviz2 with config/hand_mesh.rviz"),
         DeclareLaunchArgument("record", default_value="false",
@@ -50,7 +53,8 @@ def generate_launch_description():
     stereo = Node(package=PACKAGE, executable="stereo_node", name="hand_mesh",
                   namespace=LaunchConfiguration("camera_ns"), output="screen",
                   parameters=[params_file, {"model_path": LaunchConfiguration("model_path"),
-                                            "device": LaunchConfiguration("device")}],
+                                            "device": LaunchConfiguration("device"),
+                                            "handedness": LaunchConfiguration("handedness")}],
                   remappings=remaps)
     recorder = Node(package=PACKAGE, executable="recorder_node", name="stereo_recorder",
                     namespace=LaunchConfiguration("camera_ns"), output="screen",

@@ -155,7 +155,7 @@ class RoiConfig(ConfigBase):
     max_wrist_ratio: float = setting(0.8, "the wrist (narrowest section) must be at most this "
                                      "fraction of the hand piece's widest section", gt=0.0,
                                      le=1.0)
-    refine_skin: bool = setting(True, "fit the skin colour on the chosen blob, re-segment "
+    refine_skin: bool = setting(False, "fit the skin colour on the chosen blob, re-segment "
                                 "and search again (only when the masks are not given)")
     refine_max_mahalanobis: float = setting(3.0, "Mahalanobis radius of the refined colour "
                                             "model", gt=0.0)

@@ -14,8 +14,21 @@ the left image (:mod:`hand_mesh_core.data.skin`) is scored with more cues:
 * **shape**: deep convexity defects between fingers (a weak cue: closed hands have none).
 * **tracking**: overlap with a prior ROI (e.g. the previous frame's projected hand).
 
-Known limit: a hand whose skin blob merges with a skin-coloured background region (or a bare
-forearm) is scored as one blob, with a mixed disparity and a too-large size.
+* **depth layers** (``dense_stereo``, images needed): a semi-global dense disparity
+  (:func:`dense_disparity`) splits each blob into layers ``z +- hand_depth_halfrange_m``
+  (:func:`depth_layers`), so a hand merged with a skin-coloured patch on a farther surface
+  becomes its own candidate.
+* **protrusion**: the fraction of a ring around the candidate lying at least
+  ``behind_margin_m`` behind it; a hand is held in front of what surrounds it, a patch printed
+  on a wall is not.
+* **wrist cut** (``split_forearm``): a blob longer than a hand at its depth also yields its
+  hand end, cut at the narrowest section of its width profile (:func:`split_forearm`).
+* optional **colour refinement** (``refine_skin``): the colour model is refitted on the chosen
+  blob and the search repeated (:func:`refine_skin_masks`).
+
+Known limits: a hand whose colour leaves the skin box (dark skin in shadow) is barely in the
+mask and cannot be found; SGBM is unreliable on repetitive stripes, which can give background
+blobs a spurious protrusion.
 
 The best blob above ``min_score`` becomes a square window with a margin, and the right window is
 the left one shifted by the matched disparity. An external ROI (a detector's box) can be given
@@ -553,7 +566,12 @@ class _Context:
             tol = _layer_tolerance_px(layer_d, camera.fx_baseline, config)
             d_min = max(d_min, int(np.floor(layer_d - tol)))
             d_max = max(min(d_max, int(np.ceil(layer_d + tol))), d_min)
-        disparity, iou = match_disparity(blob, x0, y0, self.mask_right, d_min, d_max)
+            # Match the whole skin component inside the piece's box: the layer's pixels alone
+            # miss the skin whose dense disparity is unknown or noisy.
+            match = self.labels[y0:y0 + h, x0:x0 + w] == parent
+        else:
+            match = blob
+        disparity, iou = match_disparity(match, x0, y0, self.mask_right, d_min, d_max)
         stereo = iou >= config.min_stereo_iou and disparity > 0
         if not stereo and layer_d is not None:
             disparity, stereo = layer_d, True

@@ -112,11 +112,19 @@ def warp_horizontal(source: torch.Tensor, offset: torch.Tensor,
     b, _, h, w = source.shape
     if offset.shape != (b, h, w):
         raise ValueError(f"offset must have shape {(b, h, w)}, got {tuple(offset.shape)}")
-    u = torch.arange(w, dtype=offset.dtype, device=offset.device)
-    v = torch.arange(h, dtype=offset.dtype, device=offset.device)
+    return _warp(source, offset, valid, 0, 0)
+
+
+def _warp(source: torch.Tensor, offset: torch.Tensor, valid: torch.Tensor | None, x0: int,
+          y0: int) -> torch.Tensor:
+    """:func:`warp_horizontal` for the window of ``offset`` (``(B, h, w)``) at ``(x0, y0)``."""
+    _, _, h, w = source.shape
+    rh, rw = offset.shape[1:]
+    u = torch.arange(x0, x0 + rw, dtype=offset.dtype, device=offset.device)
+    v = torch.arange(y0, y0 + rh, dtype=offset.dtype, device=offset.device)
     # align_corners=False: pixel centre i <-> normalised (2 i + 1) / size - 1.
     gx = (2.0 * (u + offset) + 1.0) / w - 1.0
-    gy = ((2.0 * v + 1.0) / h - 1.0).reshape(1, h, 1).expand(b, h, w)
+    gy = ((2.0 * v + 1.0) / h - 1.0).reshape(1, rh, 1).expand_as(gx)
     grid = torch.stack([gx, gy], -1).to(source.dtype)
     out = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros",
                         align_corners=False)
@@ -142,10 +150,12 @@ def _blur_valid(padded: torch.Tensor, taps: tuple[float, ...], h: int, w: int) -
     r = len(taps) // 2
     rows = padded[..., r:r + w] * taps[r]
     for j in range(r):
-        rows = rows + (padded[..., j:j + w] + padded[..., 2 * r - j:2 * r - j + w]) * taps[j]
+        rows.add_(padded[..., j:j + w], alpha=taps[j])
+        rows.add_(padded[..., 2 * r - j:2 * r - j + w], alpha=taps[j])
     out = rows[..., r:r + h, :] * taps[r]
     for j in range(r):
-        out = out + (rows[..., j:j + h, :] + rows[..., 2 * r - j:2 * r - j + h, :]) * taps[j]
+        out.add_(rows[..., j:j + h, :], alpha=taps[j])
+        out.add_(rows[..., 2 * r - j:2 * r - j + h, :], alpha=taps[j])
     return out
 
 
@@ -260,22 +270,8 @@ def ssim_map(img1: torch.Tensor, img2: torch.Tensor, window_size: int = SSIM_WIN
     return _SSIM.apply(img1.to(dtype), img2.to(dtype), _gaussian_taps(window_size), c1, c2, eps)
 
 
-def photometric_error(warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                      alpha: float = PHOTO_ALPHA, window_size: int = SSIM_WINDOW,
-                      max_val: float = 1.0) -> torch.Tensor:
-    """Per-pixel ``alpha / 2 (1 - SSIM) + (1 - alpha) |.|`` of the masked images.
-
-    Args:
-        warped: ``(B, C, H, W)`` synthesised view.
-        target: ``(B, C, H, W)`` real view.
-        mask: ``(B, H, W)`` bool or float skin mask of the target view.
-        alpha: SSIM weight in [0, 1].
-        window_size: odd SSIM window, px.
-        max_val: the images' dynamic range (1 for [0, 1] floats).
-
-    Returns:
-        ``(B, H, W)`` error, averaged over channels.
-    """
+def _check_error_inputs(warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                        alpha: float, window_size: int) -> None:
     check_tensor(warped, "warped", 4)
     check_tensor(target, "target", 4)
     if warped.shape != target.shape:
@@ -289,15 +285,81 @@ def photometric_error(warped: torch.Tensor, target: torch.Tensor, mask: torch.Te
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if not isinstance(window_size, int) or window_size < 1 or window_size % 2 == 0:
         raise ValueError(f"window_size must be a positive odd int, got {window_size!r}")
-    m = mask.unsqueeze(1).to(target.dtype)
-    x, y = warped * m, target * m
+
+
+def _error_map(x: torch.Tensor, y: torch.Tensor, alpha: float, window_size: int,
+               max_val: float) -> torch.Tensor:
+    """``(B, H, W)`` error of masked images ``x``, ``y`` (``(B, C, H, W)``)."""
     l1 = (x - y).abs()
     if alpha > 0:
-        ssim = ssim_map(x, y, window_size, max_val=max_val)
-        err = alpha / 2.0 * (1.0 - ssim) + (1.0 - alpha) * l1
+        err = alpha / 2.0 * (1.0 - ssim_map(x, y, window_size, max_val=max_val)) + (
+            1.0 - alpha) * l1
     else:
         err = l1
     return err.mean(1)
+
+
+@functools.lru_cache(maxsize=32)
+def _background_error(alpha: float, window_size: int, max_val: float, dtype: torch.dtype
+                      ) -> float:
+    """The error where both masked images are 0 in the whole window (same arithmetic)."""
+    side = 2 * (window_size // 2) + 1
+    zero = torch.zeros(1, 1, side, side, dtype=dtype)
+    return float(_error_map(zero, zero, alpha, window_size, max_val)[0, 0, 0])
+
+
+def _mask_box(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the mask's bounding box over the batch, grown by ``margin``
+    and clipped to the image; the whole image if the mask is empty."""
+    _, h, w = mask.shape
+    covered = (mask if mask.dtype == torch.bool else mask != 0).any(0)
+    idx = torch.nonzero(torch.cat([covered.any(1), covered.any(0)])).squeeze(1).tolist()
+    rows = [i for i in idx if i < h]
+    cols = [i - h for i in idx if i >= h]
+    if not rows:
+        return 0, h, 0, w
+    return (max(rows[0] - margin, 0), min(rows[-1] + margin + 1, h),
+            max(cols[0] - margin, 0), min(cols[-1] + margin + 1, w))
+
+
+def _paste(err: torch.Tensor, box: tuple[int, int, int, int], size: tuple[int, int],
+           value: float) -> torch.Tensor:
+    """Embed a ``(B, h, w)`` window at ``box`` into a ``size`` map filled with ``value``."""
+    y0, y1, x0, x1 = box
+    h, w = size
+    if (y0, y1, x0, x1) == (0, h, 0, w):
+        return err
+    return F.pad(err, (x0, w - x1, y0, h - y1), value=value)
+
+
+def photometric_error(warped: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                      alpha: float = PHOTO_ALPHA, window_size: int = SSIM_WINDOW,
+                      max_val: float = 1.0) -> torch.Tensor:
+    """Per-pixel ``alpha / 2 (1 - SSIM) + (1 - alpha) |.|`` of the masked images.
+
+    Both images are 0 outside ``mask``, so the error is only computed in the mask's bounding
+    box grown by two SSIM radii (where a window can see the mask, plus the reflect padding's
+    reach); elsewhere it is the constant error of two black windows (``alpha / 2 (1 - SSIM(0,
+    0))``, not exactly 0 because of :data:`SSIM_EPS`).
+
+    Args:
+        warped: ``(B, C, H, W)`` synthesised view.
+        target: ``(B, C, H, W)`` real view.
+        mask: ``(B, H, W)`` bool or float skin mask of the target view.
+        alpha: SSIM weight in [0, 1].
+        window_size: odd SSIM window, px.
+        max_val: the images' dynamic range (1 for [0, 1] floats).
+
+    Returns:
+        ``(B, H, W)`` error, averaged over channels.
+    """
+    _check_error_inputs(warped, target, mask, alpha, window_size)
+    h, w = target.shape[-2:]
+    y0, y1, x0, x1 = box = _mask_box(mask, 2 * (window_size // 2))
+    m = mask[:, y0:y1, x0:x1].unsqueeze(1).to(target.dtype)
+    err = _error_map(warped[..., y0:y1, x0:x1] * m, target[..., y0:y1, x0:x1] * m, alpha,
+                     window_size, max_val)
+    return _paste(err, box, (h, w), _background_error(alpha, window_size, max_val, err.dtype))
 
 
 def photo_consistency_loss(source: torch.Tensor, target: torch.Tensor, depth_m: torch.Tensor,
@@ -308,6 +370,10 @@ def photo_consistency_loss(source: torch.Tensor, target: torch.Tensor, depth_m: 
                            alpha: float = PHOTO_ALPHA, window_size: int = SSIM_WINDOW,
                            reduction: str = "mean") -> torch.Tensor:
     """Photo-consistency of one branch (see the module docstring).
+
+    Equal to ``photometric_error(warp_horizontal(source, *crop_disparity_offset(...)), target,
+    target_mask)`` reduced, but the warp and the error are only evaluated in the mask's
+    bounding box (see :func:`photometric_error`).
 
     Args:
         source: ``(B, C, H, W)`` the other view's image (left image for ``target_view="right"``),
@@ -320,15 +386,22 @@ def photo_consistency_loss(source: torch.Tensor, target: torch.Tensor, depth_m: 
         reduction: "none" -> ``(B, H, W)`` per pixel, "sum", or "mean" over all pixels.
     """
     check_reduction(reduction)
+    check_tensor(source, "source", 4)
     check_tensor(depth_m, "depth_m", 3)
     if depth_m.shape != (source.shape[0],) + tuple(source.shape[2:]):
         raise ValueError(f"depth_m must have shape (B, H, W) = "
                          f"{(source.shape[0],) + tuple(source.shape[2:])}, got "
                          f"{tuple(depth_m.shape)}")
-    offset, valid = crop_disparity_offset(depth_m, fx_px, baseline_m, shift_px, scale_x,
-                                          target_view)
-    warped = warp_horizontal(source, offset, valid)
-    return reduce(photometric_error(warped, target, target_mask, alpha, window_size), reduction)
+    _check_error_inputs(source, target, target_mask, alpha, window_size)
+    h, w = target.shape[-2:]
+    y0, y1, x0, x1 = box = _mask_box(target_mask, 2 * (window_size // 2))
+    offset, valid = crop_disparity_offset(depth_m[:, y0:y1, x0:x1], fx_px, baseline_m,
+                                          shift_px, scale_x, target_view)
+    warped = _warp(source, offset, valid, x0, y0)
+    m = target_mask[:, y0:y1, x0:x1].unsqueeze(1).to(target.dtype)
+    err = _error_map(warped * m, target[..., y0:y1, x0:x1] * m, alpha, window_size, 1.0)
+    err = _paste(err, box, (h, w), _background_error(alpha, window_size, 1.0, err.dtype))
+    return reduce(err, reduction)
 
 
 class PhotoConsistencyLoss(nn.Module):

@@ -4,6 +4,11 @@ Meshes: the procedural hand (``HandModel.procedural()``) when available, else a 
 UV sphere. Resolutions: a 128x128 and a 256x256 crop around the hand (``CropTransform.crop_K``)
 and the full 640x480 image. Reports the median wall time in ms over ``repeats`` runs after
 ``warmup`` runs, on CPU and on CUDA when available.
+
+Per resolution: the rasterisers alone, then the renderer (depth only, and all outputs), forward
+and forward+backward, with a breakdown of the differentiable stages (interpolation of the
+depth, soft silhouette). ``photo_128x128``: the self-supervised photo branch at the model's crop
+size (right-view depth render + warp + SSIM/L1), with its parts.
 """
 from __future__ import annotations
 
@@ -21,8 +26,10 @@ from hand_mesh_core.geometry.mesh import uv_sphere
 from hand_mesh_core.geometry.projection import project
 from hand_mesh_core.losses.photo import photo_consistency_loss
 from hand_mesh_core.render.config import RenderConfig
+from hand_mesh_core.render.interpolate import interpolate
 from hand_mesh_core.render.rasterize import rasterize
 from hand_mesh_core.render.renderer import render_mesh
+from hand_mesh_core.render.silhouette import soft_silhouette
 
 __all__ = ["run_benchmark", "benchmark_mesh", "CROP_SIZES_PX", "HAND_DEPTH_M"]
 
@@ -112,6 +119,20 @@ def _bench_device(device: torch.device, vertices: torch.Tensor, faces: torch.Ten
             res["rasterize_open3d_ms"] = (_timeit(
                 lambda: rasterize(v, f, K, size, backend="open3d"), repeats, warmup, sync)
                 if importlib.util.find_spec("open3d") is not None else None)
+        frags = rasterize(v, f, K, size)
+
+        def interp_fwd_bwd() -> None:
+            interpolate(vg, f, K, frags.face_ids, fallback_depth_m=frags.depth_m,
+                        pixel_index=frags.pixel_index).depth_m.sum().backward()
+            vg.grad = None
+
+        def soft_fwd_bwd() -> None:
+            soft_silhouette(vg, f, K, size, hard_mask=frags.mask, config=full).sum().backward()
+            vg.grad = None
+
+        res["interpolate_depth_forward_backward_ms"] = _timeit(interp_fwd_bwd, repeats, warmup,
+                                                               sync)
+        res["soft_silhouette_forward_backward_ms"] = _timeit(soft_fwd_bwd, repeats, warmup, sync)
         res["depth_forward_ms"] = _timeit(fwd(depth_only), repeats, warmup, sync)
         res["depth_forward_backward_ms"] = _timeit(fwd_bwd(depth_only), repeats, warmup, sync)
         res["all_outputs_forward_ms"] = _timeit(fwd(full), repeats, warmup, sync)
@@ -142,6 +163,9 @@ def _bench_device(device: torch.device, vertices: torch.Tensor, faces: torch.Ten
         vg.grad = None
 
     out[f"photo_{s}x{s}"] = {
+        "rasterize_torch_ms": _timeit(lambda: rasterize(v, f, K, size, backend="torch"),
+                                      repeats, warmup, sync),
+        "render_depth_forward_backward_ms": out[f"{s}x{s}"]["depth_forward_backward_ms"],
         "photo_loss_forward_backward_ms": _timeit(photo_only, repeats, warmup, sync),
         "render_depth_plus_photo_forward_backward_ms": _timeit(render_photo, repeats, warmup,
                                                                sync),
@@ -169,6 +193,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "mesh": what, "vertices": int(vertices.shape[0]), "faces": int(faces.shape[0]),
         "hand_depth_m": HAND_DEPTH_M, "torch_threads": torch.get_num_threads(),
+        "cull_back_faces": RenderConfig().cull_back_faces,
         "repeats": args.repeats, "statistic": "median ms",
     }
     for dev in devices:

@@ -31,7 +31,8 @@ from hand_mesh_core.geometry.projection import project
 from hand_mesh_core.render.config import RASTER_BACKENDS, RenderConfig
 
 __all__ = ["Fragments", "rasterize", "rasterize_projected", "resolve_backend", "check_inputs",
-           "drawable_faces", "RasterSetup", "raster_setup", "rasterize_setup", "bbox_pairs"]
+           "drawable_faces", "RasterSetup", "raster_setup", "rasterize_setup", "bbox_pairs",
+           "rasterize_checked"]
 
 _DEFAULT = RenderConfig()
 
@@ -43,13 +44,17 @@ class Fragments:
     Attributes:
         face_ids: ``(B, H, W)`` int64 index of the visible face, -1 where no face covers the pixel.
         bary: ``(B, H, W, 3)`` perspective-correct barycentrics of the pixel centre in its face
-            (0 where ``face_ids == -1``).
+            (0 where ``face_ids == -1``); None only from ``rasterize_setup(...,
+            barycentrics=False)``.
         depth_m: ``(B, H, W)`` z of the visible surface, metres, 0 where ``face_ids == -1``.
+        pixel_index: ``(N,)`` int64 ascending flat indices into ``B * H * W`` of the covered
+            pixels, or None (not known: find them with ``nonzero``).
     """
 
     face_ids: torch.Tensor
-    bary: torch.Tensor
+    bary: torch.Tensor | None
     depth_m: torch.Tensor
+    pixel_index: torch.Tensor | None = None
 
     @property
     def mask(self) -> torch.Tensor:
@@ -223,7 +228,8 @@ class RasterSetup:
             ``(x0 + col, y0 + row)``, with ``q_i = lambda_i / z_i`` (1 / m).
         origin: ``(N, 2)`` int64 ``(x0, y0)``, first pixel of each triangle's bounding box.
         extent: ``(N, 2)`` int64 ``(bw, bh)``, its size (>= 1).
-        num_pairs: ``sum(bw * bh)``, the (triangle, pixel) candidates.
+        num_pairs: ``sum(bw * bh)``, the pixels in the boxes.
+        num_rows: ``sum(bh)``, the (triangle, row) pairs.
         region: ``(x0, y0, w, h)`` union of the boxes (empty when N = 0).
     """
 
@@ -235,6 +241,7 @@ class RasterSetup:
     origin: torch.Tensor
     extent: torch.Tensor
     num_pairs: int
+    num_rows: int
     region: tuple[int, int, int, int]
 
 
@@ -247,56 +254,71 @@ def raster_setup(uv: torch.Tensor, z: torch.Tensor, faces: torch.Tensor, size: t
         z: ``(B, V)`` depths, metres (detached).
         faces: ``(F, 3)`` int64.
         size: ``(H, W)``.
-        near_m, cull_back_faces: see :func:`drawable_faces`.
+        near_m, cull_back_faces: see :func:`drawable_faces` (same selection, plus a bounding
+            box that meets the image).
     """
     batch, f = z.shape[0], faces.shape[0]
     h, w = size
-    uv_tri = uv[:, faces].reshape(batch * f, 3, 2)
-    lo = torch.ceil(uv_tri.amin(1))
-    hi = torch.floor(uv_tri.amax(1))
-    lo = torch.maximum(lo, torch.zeros_like(lo))
-    hi = torch.minimum(hi, torch.tensor([w - 1, h - 1], dtype=hi.dtype, device=hi.device))
-    ok = drawable_faces(uv, z, faces, near_m, cull_back_faces).reshape(-1)
-    ok = ok & (hi >= lo).all(-1)  # box inside the image (False for NaN too)
+    pts = torch.cat([uv, z.unsqueeze(-1)], -1)[:, faces].reshape(batch * f, 3, 3)
+    uvt, zt = pts[..., :2], pts[..., 2]
+    area = _screen_area(uvt)
+    # Element-wise over the 3 corners (reductions over a size-3 dim are slow on CPU).
+    c0, c1, c2 = uvt.unbind(1)
+    lo = torch.ceil(torch.minimum(torch.minimum(c0, c1), c2)).clamp_min(0.0)
+    hi = torch.minimum(torch.floor(torch.maximum(torch.maximum(c0, c1), c2)),
+                       torch.tensor([w - 1.0, h - 1.0], dtype=uv.dtype, device=uv.device))
+    z0, z1, z2 = zt.unbind(1)
+    span = hi - lo
+    ok = ((torch.minimum(torch.minimum(z0, z1), z2) >= near_m) & torch.isfinite(z0 + z1 + z2)
+          & (span[:, 0] >= 0) & (span[:, 1] >= 0) & torch.isfinite(area))
+    ok = ok & ((area < 0) if cull_back_faces else (area != 0))
     face = torch.nonzero(ok).squeeze(1)
-    n = face.shape[0]
-    if n == 0:
+    if face.shape[0] == 0:
         empty = torch.zeros(0, 2, dtype=torch.int64, device=uv.device)
-        return RasterSetup(batch, f, size, face, uv.new_zeros(0, 3, 3), empty, empty, 0,
+        return RasterSetup(batch, f, size, face, uv.new_zeros(0, 3, 3), empty, empty, 0, 0,
                            (0, 0, 0, 0))
-    origin = lo.index_select(0, face)
-    extent = hi.index_select(0, face) - origin + 1
-    # Coefficients in float64 (N is small): edge function w_0 = (c - b) x (p - b), etc.
-    t = uv_tri.index_select(0, face).double()
-    zt = z[:, faces].reshape(batch * f, 3).index_select(0, face).double()
-    # w_i(p) = e_i x (p - t_{i+1}) with e_i = t_{i+2} - t_{i+1}.
-    e = t.roll(-2, 1) - t.roll(-1, 1)
-    base = t.roll(-1, 1)
-    o = origin.double().unsqueeze(1)
-    w_origin = e[..., 0] * (o[..., 1] - base[..., 1]) - e[..., 1] * (o[..., 0] - base[..., 0])
-    scale = 1.0 / (_screen_area(t).unsqueeze(-1) * zt)
-    coef = torch.stack([-e[..., 1] * scale, e[..., 0] * scale, w_origin * scale], 1)
-    origin = origin.long()
-    extent = extent.long()
+    t = pts.index_select(0, face)
+    lo = lo.index_select(0, face)
+    hi = hi.index_select(0, face)
+    # Edge function of corner i: w_i(p) = e_i x (p - t_{i+1}), e_i = t_{i+2} - t_{i+1}; divided
+    # by (area z_i) it is q_i, affine in p. Evaluated relative to the box origin.
+    nxt = t[..., :2].roll(-1, 1)
+    e = t[..., :2].roll(-2, 1) - nxt
+    ob = lo.unsqueeze(1) - nxt
+    w_origin = e[..., 0] * ob[..., 1] - e[..., 1] * ob[..., 0]
+    scale = (area.index_select(0, face).unsqueeze(1) * t[..., 2]).reciprocal()
+    coef = torch.stack([-e[..., 1], e[..., 0], w_origin], 1) * scale.unsqueeze(1)
+    origin = lo.long()
+    extent = (hi - lo).long() + 1
     stats = torch.cat([(extent[:, 0] * extent[:, 1]).sum().reshape(1),
-                       origin.amin(0), (origin + extent).amax(0)]).tolist()
-    total, rx0, ry0, rx1, ry1 = (int(v) for v in stats)
-    return RasterSetup(batch, f, size, face, coef.to(uv.dtype), origin, extent, total,
+                       extent[:, 1].sum().reshape(1), origin.amin(0),
+                       (origin + extent).amax(0)]).tolist()
+    total, rows, rx0, ry0, rx1, ry1 = stats
+    return RasterSetup(batch, f, size, face, coef, origin, extent, total, rows,
                        (rx0, ry0, rx1 - rx0, ry1 - ry0))
 
 
-def _affine_q(coef: torch.Tensor, col: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
-    """``(P, 3)`` q at local pixel ``(col, row)`` from gathered ``(P, 3, 3)`` coefficients."""
-    return torch.addcmul(torch.addcmul(coef[:, 2], coef[:, 0], col.unsqueeze(1)),
-                         coef[:, 1], row.unsqueeze(1))
+def _affine_q(coef_t: torch.Tensor, col: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+    """``(3, P)`` q at local pixels ``(col, row)`` (``(P,)``) from ``(9, P)`` coefficients."""
+    return torch.addcmul(torch.addcmul(coef_t[6:9], coef_t[0:3], col), coef_t[3:6], row)
 
 
 @torch.no_grad()
-def rasterize_setup(setup: RasterSetup) -> Fragments:
-    """Rasterise tabulated triangles (the torch backend's core).
+def rasterize_setup(setup: RasterSetup, barycentrics: bool = True) -> Fragments:
+    """Rasterise tabulated triangles (the torch backend's core), scanline by scanline.
+
+    1. (triangle, row) pairs: the span of columns where all three ``q_i >= 0`` (each ``q_i`` is
+       affine in the column), so only covered pixels are enumerated, not whole boxes.
+    2. (triangle, pixel) pairs in the spans: ``1 / depth = sum_i q_i``, packed with the
+       triangle index into an int64 key, ``scatter_reduce(amin)`` into the region's z-buffer.
+    3. Covered pixels: ``q`` of the winning triangle gives depth and barycentrics.
 
     Args:
         setup: from :func:`raster_setup`.
+        barycentrics: False skips step 3's barycentrics (``Fragments.bary`` is then None) and
+            takes ``depth_m`` from the z-buffer (float32 precision): what
+            :func:`~hand_mesh_core.render.renderer.render_mesh` needs, as it recomputes both
+            differentiably.
 
     Returns:
         :class:`Fragments`, full image size.
@@ -309,40 +331,67 @@ def rasterize_setup(setup: RasterSetup) -> Fragments:
     if n == 0 or setup.num_pairs == 0:
         return out
     rx0, ry0, rw, rh = setup.region
-    counts = setup.extent[:, 0] * setup.extent[:, 1]
-    tri = torch.repeat_interleave(torch.arange(n, device=dev), counts,
-                                  output_size=setup.num_pairs)
-    # Per triangle: first pair, box width, z-buffer index of the box's first pixel.
-    b = torch.div(setup.face, f, rounding_mode="floor")
-    zbase = (b * rh + setup.origin[:, 1] - ry0) * rw + setup.origin[:, 0] - rx0
-    ints = torch.stack([torch.cumsum(counts, 0) - counts, setup.extent[:, 0], zbase], 1)
-    ints = ints.index_select(0, tri)
-    local = torch.arange(setup.num_pairs, device=dev) - ints[:, 0]
-    row = torch.div(local, ints[:, 1], rounding_mode="floor")
-    col = local - row * ints[:, 1]
-    q = _affine_q(setup.coef.index_select(0, tri), col.to(dtype), row.to(dtype))
-    inside = q.amin(1) >= 0
-    depth = q.sum(1).reciprocal().float()
-    key = (depth.view(torch.int32).long() << _INDEX_BITS) | tri
-    key = torch.where(inside, key, torch.full_like(key, _NO_HIT))
+    coef_t = setup.coef.reshape(n, 9).t().contiguous()  # rows A0..2, B0..2, C0..2
+    # 1. Rows.
+    bh = setup.extent[:, 1]
+    num_rows = setup.num_rows
+    tri = torch.repeat_interleave(torch.arange(n, device=dev), bh, output_size=num_rows)
+    row = torch.arange(num_rows, device=dev) - (torch.cumsum(bh, 0) - bh).index_select(0, tri)
+    rowf = row.to(dtype)
+    ct = coef_t.index_select(1, tri)
+    slope = ct[0:3]
+    q_row = torch.addcmul(ct[6:9], ct[3:6], rowf)  # q at column 0 of the row
+    cross = -q_row / torch.where(slope == 0, torch.ones_like(slope), slope)
+    inf = torch.full_like(cross, float("inf"))
+    flat_ok = q_row >= 0  # slope == 0: the whole row, or nothing
+    lo = torch.where(slope > 0, cross, torch.where((slope < 0) | flat_ok, -inf, inf)).amax(0)
+    hi = torch.where(slope < 0, cross, torch.where((slope > 0) | flat_ok, inf, -inf)).amin(0)
+    bw = setup.extent[:, 0].index_select(0, tri)
+    c_lo = torch.ceil(lo.clamp(-1.0, float(w))).long().clamp_min(0)
+    c_hi = torch.minimum(torch.floor(hi.clamp(-1.0, float(w))).long(), bw - 1)
+    count = (c_hi - c_lo + 1).clamp_min(0)
+    num_pairs = int(count.sum())
+    if num_pairs == 0:
+        return out
+    origin = setup.origin.index_select(0, tri)
+    b = torch.div(setup.face.index_select(0, tri), f, rounding_mode="floor")
+    # z-buffer index of the row's first candidate pixel, minus the row's first pair index.
+    first = torch.cumsum(count, 0) - count
+    zrow = ((b * rh + origin[:, 1] + row - ry0) * rw + origin[:, 0] - rx0 + c_lo - first)
+    col0 = c_lo - first
+    inv_z_row = q_row.sum(0)
+    dinv_z = slope.sum(0)
+    # 2. Pixels.
+    rr = torch.repeat_interleave(torch.arange(num_rows, device=dev), count,
+                                 output_size=num_pairs)
+    ar = torch.arange(num_pairs, device=dev)
+    col = (col0.index_select(0, rr) + ar).to(dtype)
+    inv_z = torch.addcmul(inv_z_row.index_select(0, rr), dinv_z.index_select(0, rr), col)
+    depth = inv_z.reciprocal().float()
+    key = (depth.view(torch.int32).long() << _INDEX_BITS) | tri.index_select(0, rr)
     zbuf = torch.full((batch * rh * rw,), _NO_HIT, dtype=torch.int64, device=dev)
-    zbuf.scatter_reduce_(0, ints[:, 2] + row * rw + col, key, reduce="amin")
-    # Winners: recompute q (same formula and inputs, so the same values) at covered pixels.
+    zbuf.scatter_reduce_(0, zrow.index_select(0, rr) + ar, key, reduce="amin")
+    # 3. Winners: q of the nearest triangle at each covered pixel.
     hit = torch.nonzero(zbuf != _NO_HIT).squeeze(1)
-    k = zbuf.index_select(0, hit) & ((1 << _INDEX_BITS) - 1)
+    key = zbuf.index_select(0, hit)
+    k = key & ((1 << _INDEX_BITS) - 1)
     hb = torch.div(hit, rh * rw, rounding_mode="floor")
     rem = hit - hb * (rh * rw)
     y = torch.div(rem, rw, rounding_mode="floor") + ry0
     x = rem - (y - ry0) * rw + rx0
-    org = setup.origin.index_select(0, k)
-    q = _affine_q(setup.coef.index_select(0, k), (x - org[:, 0]).to(dtype),
-                  (y - org[:, 1]).to(dtype))
-    inv_z = q.sum(1)
     pix = (hb * h + y) * w + x
     out.face_ids.view(-1).index_copy_(0, pix, setup.face.index_select(0, k) - hb * f)
+    if not barycentrics:
+        depth = (key >> _INDEX_BITS).to(torch.int32).view(torch.float32).to(dtype)
+        out.depth_m.view(-1).index_copy_(0, pix, depth)
+        return Fragments(out.face_ids, None, out.depth_m, pix)
+    org = setup.origin.index_select(0, k)
+    q = _affine_q(coef_t.index_select(1, k), (x - org[:, 0]).to(dtype),
+                  (y - org[:, 1]).to(dtype))
+    inv_z = q.sum(0)
     out.depth_m.view(-1).index_copy_(0, pix, inv_z.reciprocal())
-    out.bary.view(-1, 3).index_copy_(0, pix, q / inv_z.unsqueeze(1))
-    return out
+    out.bary.view(-1, 3).index_copy_(0, pix, (q / inv_z).t())
+    return Fragments(out.face_ids, out.bary, out.depth_m, pix)
 
 
 def _pixel_rays(K: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -423,17 +472,26 @@ def rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
     Kb = _batched_K(K, vertices.shape[0], vertices)
     if backend not in RASTER_BACKENDS:
         raise ValueError(f"backend must be one of {list(RASTER_BACKENDS)}, got {backend!r}")
+    return rasterize_checked(vertices, faces, Kb, size, backend, config)
+
+
+def rasterize_checked(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
+                      size: tuple[int, int], backend: str, config: RenderConfig,
+                      barycentrics: bool = True) -> Fragments:
+    """:func:`rasterize` without input validation: ``(B, V, 3)`` vertices, int64 faces,
+    ``(B, 3, 3)`` K. ``barycentrics``: see :func:`rasterize_setup` (the open3d backend always
+    computes them)."""
     vertices = vertices.detach()
-    uv = project(vertices, Kb, min_depth_m=config.near_m)
+    uv = project(vertices, K, min_depth_m=config.near_m)
     z = vertices[..., 2]
     if resolve_backend(backend, vertices.device, 0, config) == "open3d":
-        return _rasterize_open3d(vertices, faces, Kb, size, drawable_faces(
+        return _rasterize_open3d(vertices, faces, K, size, drawable_faces(
             uv, z, faces, config.near_m, config.cull_back_faces))
     setup = raster_setup(uv, z, faces, size, config.near_m, config.cull_back_faces)
     if resolve_backend(backend, vertices.device, setup.num_pairs, config) == "open3d":
-        return _rasterize_open3d(vertices, faces, Kb, size, drawable_faces(
+        return _rasterize_open3d(vertices, faces, K, size, drawable_faces(
             uv, z, faces, config.near_m, config.cull_back_faces))
-    return rasterize_setup(setup)
+    return rasterize_setup(setup, barycentrics)
 
 
 def rasterize_projected(uv: torch.Tensor, depth_m: torch.Tensor, faces: torch.Tensor,

@@ -15,8 +15,8 @@ from torch import nn
 
 from hand_mesh_core.geometry.mesh import face_normals
 from hand_mesh_core.render.config import RenderConfig
-from hand_mesh_core.render.interpolate import interpolate
-from hand_mesh_core.render.rasterize import check_inputs, rasterize
+from hand_mesh_core.render.interpolate import interpolate_checked
+from hand_mesh_core.render.rasterize import _batched_K, check_inputs, rasterize_checked
 from hand_mesh_core.render.silhouette import soft_silhouette
 
 __all__ = ["RenderOutput", "render_mesh", "MeshRenderer", "to_right_frame"]
@@ -80,12 +80,15 @@ def render_mesh(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
         ValueError, TypeError: see :func:`~hand_mesh_core.render.rasterize.rasterize`.
     """
     vertices, faces, size = check_inputs(vertices, faces, image_size)
-    frags = rasterize(vertices, faces, K, size, backend=config.backend, config=config)
-    interp = interpolate(vertices, faces, K, frags.face_ids, fallback_depth_m=frags.depth_m)
+    Kb = _batched_K(K, vertices.shape[0], vertices)
+    frags = rasterize_checked(vertices, faces, Kb, size, config.backend, config,
+                              barycentrics=False)
+    interp = interpolate_checked(vertices, faces, Kb, frags.face_ids,
+                                 fallback_depth_m=frags.depth_m, pixel_index=frags.pixel_index)
     mask = frags.mask
     soft = None
     if config.soft_mask:
-        soft = soft_silhouette(vertices, faces, K, size, hard_mask=mask, config=config)
+        soft = soft_silhouette(vertices, faces, Kb, size, hard_mask=mask, config=config)
     normals = None
     if config.normals:
         fn = face_normals(vertices, faces)  # (B, F, 3)

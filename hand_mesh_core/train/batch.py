@@ -206,14 +206,21 @@ class CroppedDataset(torch.utils.data.Dataset):
         self.margin_frac = margin_frac
         self.jitter = jitter
         self.seed = seed
-        self.epoch = 0
+        # Shared memory: DataLoader worker processes (forked or spawned, persistent) see the
+        # epoch set in the main process, so the jitter draw changes every epoch.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the jitter draw (call once per epoch)."""
-        self.epoch = int(epoch)
+        """Change the jitter draw (call once per epoch, before iterating)."""
+        self._epoch.fill_(int(epoch))
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (selects the jitter draw)."""
+        return int(self._epoch)
 
     def __getitem__(self, index: int) -> CroppedSample:
         s: StereoSample = self.samples[index]

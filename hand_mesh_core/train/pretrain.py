@@ -27,6 +27,7 @@ from hand_mesh_core.train.common import (CsvLogger, cosine_lr, init_distributed,
                                          load_training_state, resolve_device,
                                          save_training_state, TRAIN_STATE_NAME)
 from hand_mesh_core.train.config import PretrainConfig, PretrainLossWeights
+from hand_mesh_core.train.crop_cache import CropCache, CropCacheDataset
 
 __all__ = ["SupervisedLosses", "supervised_losses", "edge_length_loss",
            "laplacian_difference_loss", "PretrainResult", "pretrain", "pretrain_spawn_local",
@@ -152,7 +153,7 @@ def _loader(dataset: Any, config: PretrainConfig, dist_info: Any, generator: tor
         dataset, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
         num_workers=config.workers, collate_fn=collate_cropped, drop_last=len(dataset) >=
         config.batch_size * dist_info.world_size, generator=generator,
-        persistent_workers=config.workers > 0)
+        persistent_workers=config.workers > 0)  # the datasets share their epoch with workers
 
 
 def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
@@ -163,7 +164,9 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
     Args:
         config: settings.
         samples: indexable dataset of labelled :class:`~hand_mesh_core.data.types.StereoSample`
-            (``vertices_m`` in the topology of ``topology``).
+            (``vertices_m`` in the topology of ``topology``), or a
+            :class:`~hand_mesh_core.train.crop_cache.CropCache` (crops cut from its context
+            windows, same jitter).
         out_dir: folder for ``last.*`` (resumable), ``pretrained.safetensors`` and ``log.csv``.
         topology: hand model topology (default: the procedural hand model).
         resume: continue from ``out_dir/last.safetensors``.
@@ -187,6 +190,8 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
         topology = HandTopology.default()
     if len(samples) == 0:
         raise ValueError("pretrain needs at least one labelled sample")
+    if config.max_time_s > 0 and dist_info.world_size > 1:
+        raise ValueError("max_time_s must be 0 under DDP (ranks would stop at different steps)")
 
     def make_opt(m: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(m.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -204,19 +209,31 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
     if dist_info.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: cosine_lr(
-        s, config.steps, config.warmup_steps, config.min_lr_frac), last_epoch=-1)
-    for group in optimizer.param_groups:
-        group["lr"] = config.lr * cosine_lr(start_step, config.steps, config.warmup_steps,
-                                            config.min_lr_frac)
-    sched.last_epoch = start_step
+
+    def set_lr(step: int) -> bool:
+        """Set the learning rate of ``step``; False once the time budget is spent."""
+        progress = step
+        if config.max_time_s > 0:
+            frac = (time.perf_counter() - t_start) / config.max_time_s
+            if frac >= 1.0:
+                return False
+            progress = max(step, int(frac * config.steps))
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * cosine_lr(progress, config.steps, config.warmup_steps,
+                                                config.min_lr_frac)
+        return True
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    dataset = CroppedDataset(samples, config.network.input_size, margin_frac=config.margin_frac,
-                             jitter=CropJitter(config.jitter_center_frac,
-                                               config.jitter_scale_frac,
-                                               config.jitter_shift_frac),
-                             seed=config.seed + dist_info.rank)
+    jitter = CropJitter(config.jitter_center_frac, config.jitter_scale_frac,
+                        config.jitter_shift_frac)
+    dataset: Any
+    if isinstance(samples, CropCache):
+        dataset = CropCacheDataset(samples, config.network.input_size, config.margin_frac,
+                                   jitter, seed=config.seed + dist_info.rank)
+    else:
+        dataset = CroppedDataset(samples, config.network.input_size,
+                                 margin_frac=config.margin_frac, jitter=jitter,
+                                 seed=config.seed + dist_info.rank)
     gen = torch.Generator().manual_seed(config.seed)
     loader = _loader(dataset, config, dist_info, gen)
     log = CsvLogger(out_dir / "log.csv", append=resume) if dist_info.is_main else None
@@ -226,12 +243,14 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
     step, epoch = start_step, 0
     window: list[float] = []
     first_loss = float("nan")
-    while step < config.steps:
+    out_of_time = False
+    while step < config.steps and not out_of_time:
         dataset.set_epoch(epoch)
         if hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         for batch in loader:
-            if step >= config.steps:
+            if step >= config.steps or not set_lr(step):
+                out_of_time = step < config.steps
                 break
             batch = batch.to(device)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
@@ -245,7 +264,6 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            sched.step()
             step += 1
             value = float(losses.total.detach())
             if first_loss != first_loss:
@@ -264,6 +282,9 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
                                     extra={"stage": "pretrain"})
         epoch += 1
     bar.close()
+    if out_of_time and dist_info.is_main:
+        save_training_state(out_dir, model, optimizer, step, training_data=training_data,
+                            extra={"stage": "pretrain"})
     if dist_info.world_size > 1:
         # DDP keeps parameters in sync; batch-norm running statistics are only broadcast from
         # rank 0 at each forward, so align them once more after the last step.

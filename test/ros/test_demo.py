@@ -83,7 +83,7 @@ def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo_out"
     assert main(["--frames", str(FRAMES), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert STB_NOTE in printed and "Hz" in printed and "mean joint error" in printed
+    assert STB_NOTE in printed and "Hz" in printed and "joint error mean" in printed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["node_exit_code"] == 0
     syn, stb = summary["sources"]["synthetic"], summary["sources"]["stb"]

@@ -136,7 +136,7 @@ def test_node_process_end_to_end(ros_context, frames):
                 assert np.abs(np.array(res.confidences) - d.confidence).min() < 1e-3
             median_err = float(np.median(errors_mm))
             print(f"e2e absolute mean joint error per frame (mm): "
-                  f"{[round(e, 1) for e in errors_mm]}, median {median_err:.1f}")
+                  f"{[round(float(e), 1) for e in errors_mm]}, median {median_err:.1f}")
             assert median_err < MAX_MEDIAN_JOINT_ERROR_MM, errors_mm
             # ---- bad input: zero baseline in the right camera_info -> refused, WARN, resumes
             s = samples[0][0]

@@ -120,6 +120,8 @@ def test_params_file_loads_into_the_nodes(tmp_path):
 
     text = PARAMS.read_text().replace("min_confidence: 0.3", "min_confidence: 0.45")
     text = text.replace('storage: "mcap"', 'storage: "sqlite3"')
+    # the recorder autostarts: keep its bag out of the working directory
+    text = text.replace('output_dir: "bags"', f'output_dir: "{tmp_path / "bags"}"')
     tmp = tmp_path / "params.yaml"
     tmp.write_text(text)
     ctx = rclpy.context.Context()
@@ -131,6 +133,7 @@ def test_params_file_loads_into_the_nodes(tmp_path):
         r = RecorderNode(context=ctx, parameter_overrides=[], namespace="cam",
                          automatically_declare_parameters_from_overrides=False)
         assert r.config.storage == "sqlite3"
+        assert r.config.output_dir == str(tmp_path / "bags")
         r._accepting = False
         r.destroy_node()
     finally:

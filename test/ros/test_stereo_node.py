@@ -32,7 +32,7 @@ from hand_mesh_core.geometry.camera import StereoCamera  # noqa: E402
 from hand_mesh_core.hand.joints import BONES  # noqa: E402
 from hand_mesh_core.pipeline import HandMeshResult  # noqa: E402
 from hand_mesh_ros.compat import point_cloud2  # noqa: E402
-from hand_mesh_ros.stereo_node import HandMeshNode, confidence_color  # noqa: E402
+from hand_mesh_ros.stereo_node import HandMeshNode, confidence_color, track_box  # noqa: E402
 from hand_mesh_ros.testing import (StereoPublisher, make_camera_infos, make_image,  # noqa: E402
                                    skin_image, spin_until, stamp_msg)
 
@@ -411,3 +411,59 @@ def test_worker_thread_stops_on_destroy(ros_context):
     n.destroy_node()
     assert not n._worker.is_alive()
     assert threading.active_count() >= 1
+
+
+# ------------------------------------------------------------------ ROI tracking
+def test_track_box_closed_form():
+    uv = np.array([[10.0, 20.0], [30.0, 30.0], [20.0, np.nan]])
+    # long side 20 px, grown by 0.25 * 20 on each side -> 30 px square around (20, 25)
+    assert track_box(uv, (640, 480), 0.25) == pytest.approx((5.0, 10.0, 30.0, 30.0))
+    assert track_box(uv, (640, 480), 0.0) == pytest.approx((10.0, 15.0, 20.0, 20.0))
+    # clipped to the image
+    assert track_box(uv - 15.0, (640, 480), 0.25) == pytest.approx((0.0, 0.0, 20.0, 25.0))
+    assert track_box(np.full((3, 2), np.nan), (64, 48), 0.1) is None
+    assert track_box(uv + 1000.0, (64, 48), 0.1) is None  # entirely outside
+    with pytest.raises(ValueError, match=r"shape \(V, 2\)"):
+        track_box(np.zeros((3, 3)), (64, 48), 0.1)
+    with pytest.raises(ValueError, match="margin_frac must be >= 0"):
+        track_box(uv, (64, 48), -0.1)
+
+
+class RoiRecorder(SkeletonEstimator):
+    def __init__(self):
+        super().__init__()
+        self.rois = []
+
+    def predict(self, left, right, camera, roi=None):
+        self.rois.append(roi)
+        return super().predict(left, right, camera, roi)
+
+
+def _send_one(r, s, n):
+    r.node._on_set(*s)
+    assert r.wait(lambda: r.node.counts["processed"] == n)
+
+
+def test_track_roi_reuses_the_box_and_redetects(rig):
+    r = rig(RoiRecorder(), track_roi=True, redetect_every=3, track_margin_frac=0.1)
+    for i in range(6):
+        _send_one(r, _set(i), i + 1)
+    rois = list(r.est.rois)
+    uv = SkeletonEstimator().predict(skin_image(64, 48), None, CAM).uv_left
+    box = track_box(uv, (64, 48), 0.1)
+    assert box is not None
+    assert rois == [None, box, box, box, None, box]
+    assert r.node.counts["tracked"] == 4
+    values = {kv.key: kv.value for kv in r.node.diagnostic_status().values}
+    assert values["tracked"] == "4"
+    # hand lost -> the next pair searches the whole image
+    _send_one(r, _set(6, rgb=np.zeros((48, 64, 3), np.uint8)), 7)
+    _send_one(r, _set(7), 8)
+    assert r.est.rois[-2:-1] == [box] and r.est.rois[-1] is None
+
+
+def test_track_roi_off_never_passes_a_box(rig):
+    r = rig(RoiRecorder())
+    for i in range(3):
+        _send_one(r, _set(i), i + 1)
+    assert r.est.rois == [None, None, None] and r.node.counts["tracked"] == 0

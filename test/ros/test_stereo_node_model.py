@@ -21,7 +21,8 @@ from hand_mesh_core.model.topology import HandTopology  # noqa: E402
 from hand_mesh_core.pipeline import HandMeshPipeline  # noqa: E402
 from hand_mesh_ros.config import AUTO_HANDEDNESS, StereoNodeConfig  # noqa: E402
 from hand_mesh_ros.stereo_node import (HandMeshNode, checkpoint_input_size,  # noqa: E402
-                                       load_model, resolve_handedness)
+                                       load_model, resolve_handedness,
+                                       set_cpu_threads)
 
 #: Input side of the tiny test network, px (any value the backbone accepts).
 TINY_INPUT_PX = 32
@@ -134,5 +135,31 @@ def test_node_with_mismatched_input_size_reports_an_error(ros_context, tiny_ckpt
         assert f"trained at {TINY_INPUT_PX} px" in st.message
         values = {kv.key: kv.value for kv in st.values}
         assert values["model_loaded"] == "false"
+    finally:
+        n.destroy_node()
+
+
+def test_set_cpu_threads():
+    import cv2
+
+    before = (torch.get_num_threads(), cv2.getNumThreads())
+    try:
+        set_cpu_threads(1)
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+        set_cpu_threads(0)  # keeps the current values
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 1
+        for bad in (-1, 1.0, True):
+            with pytest.raises(ValueError, match="threads must be an int >= 0"):
+                set_cpu_threads(bad)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+
+
+def test_cpu_threads_is_a_start_up_setting(ros_context, tiny_ckpt):
+    n = _node(ros_context, model_path=tiny_ckpt, cpu_threads=0)
+    try:
+        res = n.set_parameters([Parameter("cpu_threads", value=2)])[0]
+        assert not res.successful and "start-up" in res.reason
     finally:
         n.destroy_node()

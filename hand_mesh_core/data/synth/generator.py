@@ -38,7 +38,7 @@ __all__ = ["GENERATOR_VERSION", "MASK_HAND", "MASK_FOREARM", "MASK_BACKGROUND", 
            "SynthSample", "SynthGenerator", "sample_seed_sequence"]
 
 #: Bumped whenever the same (domain, seed, index) would render differently.
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 #: Label values of the mask images (PNG, uint8).
 MASK_BACKGROUND = 0
 MASK_FOREARM = 128

@@ -10,8 +10,8 @@ import pytest
 from hand_mesh_core.config.base import ConfigError
 from hand_mesh_core.data.config import RoiConfig
 from hand_mesh_core.data.roi import (
-    HandRoiTracker, box_iou, draw_hand_roi, find_hand_roi, match_disparity, roi_from_box,
-    score_candidates,
+    HandRoiTracker, box_iou, dense_disparity, depth_layers, draw_hand_roi, find_hand_roi,
+    match_disparity, refine_skin_masks, roi_from_box, score_candidates, split_forearm,
 )
 from hand_mesh_core.geometry.camera import StereoCamera
 
@@ -206,9 +206,13 @@ def test_real_stb_roi_holds_the_hand_not_the_face():
                 & (uv[:, 1] >= y0) & (uv[:, 1] < y0 + h)).all()
     # The face: the subject's head at the left border, x < 155, y 110-345 (checked visually).
     assert box_iou(roi.left, (0, 110, 155, 235)) == 0.0
-    face = [c for c in roi.candidates if c.bbox_left[0] == -0.5 and c.area_px > 10000]
-    assert face and face[0].area_px < 1.1 * roi.candidate.area_px  # similar size to the hand
-    assert face[0].score < roi.score - 1.0
+    # Every candidate on the face (it is split into depth layers) scores far below the hand.
+    face = [c for c in roi.candidates if box_iou(c.bbox_left, (0, 110, 155, 235)) > 0]
+    assert face and max(c.score for c in face) < roi.score - 1.0
+    assert roi.candidate.behind_frac > 0.5                # the hand is in front of the room
+    # Without dense stereo (the previous method) the hand is chosen too.
+    old = find_hand_roi(s.left, s.right, s.camera, RoiConfig(dense_stereo=False), masks=masks)
+    assert box_iou(old.left, roi.left) > 0.8
     # An external box around the hand measures the same disparity.
     ext = roi_from_box(s.left, s.right, s.camera, roi.candidate.bbox_left, masks=masks)
     assert ext.disparity_px == pytest.approx(roi.disparity_px, abs=0.5)
@@ -226,3 +230,156 @@ def test_draw_hand_roi():
     assert tuple(img[120, 240]) == (255, 0, 0)                    # point, left
     assert tuple(img[120, 320 + 160]) == (255, 0, 0)              # point, right
     assert cv2.countNonZero((img[..., 1] == 255).astype(np.uint8)) > 0
+
+
+# --- dense stereo, depth layers, protrusion, forearm split -------------------------------------
+
+SKIN_RGB = np.array((224, 172, 140), np.float64)   # inside the Chai & Ngan box (test_skin.py)
+BG_D, HAND_D = 30, 80                                # px: 1.33 m and 0.5 m for CAM
+
+
+def _texture(rng, h, w, base, amp):
+    """Blocky random texture (2 px cells, matchable after the 2x reduction) around ``base``."""
+    cells = rng.uniform(-amp, amp, size=(h // 2 + 1, w // 2 + 1, 3))
+    tex = np.repeat(np.repeat(cells, 2, 0), 2, 1)[:h, :w]
+    return np.clip(np.asarray(base, np.float64) + tex, 0, 255).astype(np.uint8)
+
+
+def _stereo_scene(seed=0, patch=True):
+    """A textured blue wall at d = 30 px, a textured hand at d = 80 px in front of it and,
+    optionally, a skin-coloured patch painted on the wall (coplanar, hand-sized at 1.33 m)."""
+    rng = np.random.default_rng(seed)
+    wall = _texture(rng, 240, 320 + BG_D, (60, 90, 170), 50)
+    if patch:   # 45 px at 1.33 m = 0.15 m, like the hand
+        wall[20:65, 60:105] = _texture(rng, 45, 45, SKIN_RGB, 12)
+    left, right = wall[:, :320].copy(), wall[:, BG_D:].copy()   # right(x - d) = left(x)
+    hand = _hand_blob()
+    tex = _texture(rng, 120, 80, SKIN_RGB, 12)
+    left[100:220, 200:280][hand] = tex[hand]
+    right[100:220, 200 - HAND_D:280 - HAND_D][hand] = tex[hand]
+    return left, right
+
+
+def test_dense_disparity_recovers_two_planes():
+    left, right = _stereo_scene(patch=False)
+    d = dense_disparity(left, right, CAM)
+    assert d.shape == (240, 320) and d.dtype == np.float32
+    hand = np.zeros((240, 320), bool)
+    hand[100:220, 200:280] = _hand_blob()
+    inner = cv2.erode(hand.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert np.median(d[inner]) == pytest.approx(HAND_D, abs=1.0)
+    wall = d[10:90, 40:190]                       # left part: needs the left padding
+    assert (wall > 0).mean() > 0.9 and np.median(wall[wall > 0]) == pytest.approx(BG_D, abs=1.0)
+    with pytest.raises(ValueError, match="camera size"):
+        dense_disparity(left[:10], right, CAM)
+    with pytest.raises(TypeError, match="numpy array"):
+        dense_disparity(None, right, CAM)
+
+
+def test_depth_layers_split_two_depths_and_fill_unknown():
+    fb = CAM.fx_baseline
+    blob = np.ones((40, 100), bool)
+    disp = np.zeros((40, 100), np.float32)
+    disp[:, :60] = 80.0          # 0.5 m: tolerance 80^2 * 0.1 / 40 = 16 px
+    disp[:, 70:] = 30.0          # 1.33 m: tolerance 2.25 px
+    disp[:, 60:63] = 0.0         # unknown, next to the near layer: joins it
+    layers = depth_layers(blob, disp, fb, RoiConfig(min_blob_area_px=100))
+    assert [round(d) for _, d in layers] == [80, 30]
+    near, far = layers[0][0], layers[1][0]
+    assert near[:, :63].all() and not near[:, 70:].any()
+    assert far[:, 70:].all() and not far[:, :60].any()
+    # Tolerance follows the depth: 80 +- 16 px is one layer.
+    disp2 = np.where(np.arange(100) < 50, 70.0, 90.0).astype(np.float32)[None].repeat(40, 0)
+    assert len(depth_layers(blob, disp2, fb, RoiConfig(min_blob_area_px=100))) == 1
+    with pytest.raises(ValueError, match="same"):
+        depth_layers(blob, disp[:5], fb)
+    with pytest.raises(ValueError, match="fx_baseline"):
+        depth_layers(blob, disp, 0.0)
+
+
+def _arm_blob(hand_up=True):
+    """Vertical hand (palm 80 px wide + fingers) on a 50 px wide, 200 px long forearm."""
+    hand = _hand_blob()                                # 120 x 80: fingers up
+    m = np.zeros((320, 80), bool)
+    m[:120] = hand
+    m[120:, 15:65] = True                              # forearm: narrower than the palm
+    return m if hand_up else m[::-1]
+
+
+def test_split_forearm_cuts_at_the_wrist():
+    px_per_m = 800.0                                   # 0.1 m = 80 px
+    cfg = RoiConfig()
+    for hand_up in (True, False):
+        blob = _arm_blob(hand_up)
+        piece = split_forearm(blob, px_per_m, cfg)
+        rows = np.nonzero(piece.any(axis=1))[0]
+        if hand_up:
+            assert rows.min() == 0 and 112 <= rows.max() <= 135   # wrist at row 120
+        else:
+            assert rows.max() == 319 and 184 <= rows.min() <= 207
+        assert not piece[~blob].any()
+    # The end at the image border is the forearm even when its profile looks like a wrist.
+    blob = _arm_blob(True)
+    piece = split_forearm(blob, px_per_m, cfg, border=(False, True, False, False))
+    assert piece is None or not piece[0].any()
+    # A uniform bar has no wrist.
+    assert split_forearm(np.ones((300, 50), bool), px_per_m, cfg) is None
+    with pytest.raises(ValueError, match="px_per_m"):
+        split_forearm(blob, 0.0, cfg)
+    with pytest.raises(ValueError, match=r"\(h, w\)"):
+        split_forearm(blob[None], px_per_m, cfg)
+
+
+def test_hand_in_front_beats_a_coplanar_skin_patch():
+    left, right = _stereo_scene(patch=True)
+    roi = find_hand_roi(left, right, CAM)
+    assert roi is not None and roi.candidate.layer_disparity_px > 0
+    assert roi.disparity_px == pytest.approx(HAND_D, abs=1.0)
+    assert box_iou(roi.candidate.bbox_left, (199.5, 99.5, 80, 120)) > 0.8
+    patch = [c for c in roi.candidates if box_iou(c.bbox_left, (59.5, 19.5, 45, 45)) > 0.5]
+    assert patch and patch[0].size_m == pytest.approx(0.15, rel=0.1)   # hand-sized
+    assert roi.candidate.behind_frac > 0.6 and patch[0].behind_frac < 0.2   # 0.74, 0.0
+    cfg = RoiConfig()
+    assert roi.score - patch[0].score >= cfg.weight_protrusion * 0.7
+    # Refinement keeps the hand.
+    roi2 = find_hand_roi(left, right, CAM, RoiConfig(refine_skin=True))
+    assert box_iou(roi2.left, roi.left) > 0.8
+
+
+def test_forearm_split_gives_a_hand_candidate_with_masks_only():
+    # 320 px long blob at d = 80 px (0.5 m): 0.4 m, too long; its hand end is 0.15 m.
+    ml = np.zeros((480, 320), bool)
+    mr = np.zeros((480, 320), bool)
+    cam = StereoCamera(fx=400.0, fy=400.0, cx=160.0, cy=240.0, baseline_m=0.1, width=320,
+                       height=480)
+    ml[100:420, 200:280] = _arm_blob()
+    mr[100:420, 120:200] = _arm_blob()
+    cands = score_candidates(ml, mr, cam)
+    cut = [c for c in cands if c.forearm_cut]
+    assert len(cut) == 1 and cands[0] is cut[0]
+    assert cut[0].size_m == pytest.approx(0.15, abs=0.02)
+    full = [c for c in cands if not c.forearm_cut][0]
+    assert full.size_m == pytest.approx(0.4, rel=0.02)
+    off = score_candidates(ml, mr, cam, RoiConfig(split_forearm=False))
+    assert len(off) == 1 and not off[0].forearm_cut
+
+
+def test_refine_skin_masks_and_new_validation():
+    left, right = _stereo_scene(patch=False)
+    roi = find_hand_roi(left, right, CAM)
+    ml, mr = refine_skin_masks(left, right, roi)
+    hand = np.zeros((240, 320), bool)
+    hand[100:220, 200:280] = _hand_blob()
+    assert (ml & hand).sum() / hand.sum() > 0.95 and (ml & ~hand).sum() < 0.02 * hand.sum()
+    with pytest.raises(TypeError, match="HandRoi"):
+        refine_skin_masks(left, right, (0, 0, 1, 1))
+    with pytest.raises(ValueError, match="max_mahalanobis"):
+        refine_skin_masks(left, right, roi, max_mahalanobis=0.0)
+    ext = roi_from_box(left, right, CAM, (200, 100, 80, 120))
+    assert refine_skin_masks(left, right, ext) is None      # no candidate to fit on
+    with pytest.raises(ValueError, match="disparity must be"):
+        score_candidates(ml, mr, CAM, disparity=np.zeros((5, 5), np.float32))
+    with pytest.raises(ConfigError, match="wrist_distance_m"):
+        RoiConfig(wrist_distance_m=(0.2, 0.1))
+    with pytest.raises(ConfigError, match="stereo_downscale"):
+        RoiConfig(stereo_downscale=3)

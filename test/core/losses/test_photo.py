@@ -10,8 +10,8 @@ from hand_mesh_core.geometry.camera import StereoCamera
 from hand_mesh_core.geometry.crop import CropTransform, StereoCrop
 from hand_mesh_core.geometry.mesh import grid_plane
 from hand_mesh_core.losses.photo import (
-    PhotoConsistencyLoss, crop_disparity_offset, photo_consistency_loss, photometric_error,
-    warp_horizontal,
+    PHOTO_ALPHA, PhotoConsistencyLoss, crop_disparity_offset, photo_consistency_loss,
+    photometric_error, ssim_map, warp_horizontal,
 )
 from hand_mesh_core.render.config import RenderConfig
 from hand_mesh_core.render.renderer import render_mesh, to_right_frame
@@ -196,3 +196,91 @@ def test_module_reductions_and_errors(stereo_scene):
         warp_horizontal(left_img[0], depth)
     with pytest.raises(TypeError, match="floating"):
         warp_horizontal((left_img * 255).to(torch.uint8), depth)
+
+
+def _pair(shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(shape, generator=g, dtype=dtype)
+    return a, (0.7 * a + 0.3 * torch.rand(shape, generator=g, dtype=dtype))
+
+
+@pytest.mark.parametrize("shape, window, max_val", [((2, 3, 17, 23), 3, 1.0),
+                                                    ((1, 2, 9, 12), 5, 1.0),
+                                                    ((1, 1, 8, 8), 7, 2.0),
+                                                    ((1, 3, 6, 5), 1, 1.0)])
+def test_ssim_map_matches_kornia(shape, window, max_val):
+    kornia = pytest.importorskip("kornia")
+    a, b = _pair(shape, F64, 3)
+    a, b = a * max_val, b * max_val
+    ref = kornia.metrics.ssim(a, b, window, max_val=max_val)
+    torch.testing.assert_close(ssim_map(a, b, window, max_val), ref, atol=1e-6, rtol=0)
+    # float32: as close to the float64 map as kornia's own float32 map is (cancellation in
+    # E[x^2] - mu^2 bounds both).
+    mine32 = ssim_map(a.float(), b.float(), window, max_val).double()
+    theirs32 = kornia.metrics.ssim(a.float(), b.float(), window, max_val=max_val).double()
+    assert (mine32 - ref).abs().max() <= max(2 * (theirs32 - ref).abs().max(), 1e-6)
+
+
+def test_ssim_map_gradcheck_and_one_sided_gradient():
+    a, b = _pair((1, 2, 5, 6), F64, 4)
+    a.requires_grad_(True)
+    b.requires_grad_(True)
+    for window in (3, 5):
+        assert torch.autograd.gradcheck(lambda x, y: ssim_map(x, y, window), (a, b))
+        assert torch.autograd.gradcheck(lambda x: ssim_map(x, b.detach(), window), (a,))
+        assert torch.autograd.gradcheck(lambda y: ssim_map(a.detach(), y, window), (b,))
+
+
+def test_ssim_map_errors():
+    a, b = _pair((1, 3, 8, 8), F64, 5)
+    with pytest.raises(ValueError, match="same shape"):
+        ssim_map(a, b[:, :2])
+    with pytest.raises(ValueError, match="window_size"):
+        ssim_map(a, b, 4)
+    with pytest.raises(ValueError, match="too small"):
+        ssim_map(a[..., :2, :], b[..., :2, :], 5)
+    with pytest.raises(TypeError, match="floating"):
+        ssim_map(a.long(), b)
+    with pytest.raises(ValueError, match="4-D"):
+        ssim_map(a[0], b[0])
+
+
+def _full_error(warped, target, mask):
+    """The photometric error evaluated on the whole image (no bounding-box shortcut)."""
+    m = mask.unsqueeze(1).to(target.dtype)
+    x, y = warped * m, target * m
+    return (PHOTO_ALPHA / 2 * (1 - ssim_map(x, y)) + (1 - PHOTO_ALPHA) * (x - y).abs()).mean(1)
+
+
+@pytest.mark.parametrize("box", [(10, 20, 15, 30), (0, 3, 40, 50), (5, 6, 7, 8), None])
+def test_error_in_mask_box_equals_full_image_error(box):
+    x, y = _pair((2, 3, 40, 50), F64, 6)
+    mask = torch.zeros(2, 40, 50, dtype=torch.bool)
+    if box is not None:
+        y0, y1, x0, x1 = box
+        mask[1, y0:y1, x0:x1] = True  # one item only: the box is the union over the batch
+    torch.testing.assert_close(photometric_error(x, y, mask), _full_error(x, y, mask),
+                               atol=1e-15, rtol=0)
+    torch.testing.assert_close(photometric_error(x, y, mask.double()), _full_error(x, y, mask),
+                               atol=1e-15, rtol=0)
+
+
+@pytest.mark.parametrize("view", ["right", "left"])
+def test_loss_equals_warp_then_error(view):
+    src, tgt = _pair((1, 3, 40, 50), F64, 7)
+    g = torch.Generator().manual_seed(8)
+    depth = torch.zeros(1, 40, 50, dtype=F64)
+    depth[:, 5:25, 10:35] = 0.6 + 0.01 * torch.rand(1, 20, 25, generator=g, dtype=F64)
+    mask = torch.zeros(1, 40, 50, dtype=torch.bool)
+    mask[:, 8:22, 12:31] = True
+    d = depth.clone().requires_grad_(True)
+    loss = photo_consistency_loss(src, tgt, d, mask, 100.0, 0.1, 3.0, 1.0, view,
+                                  reduction="none")
+    d_ref = depth.clone().requires_grad_(True)
+    offset, valid = crop_disparity_offset(d_ref, 100.0, 0.1, 3.0, 1.0, view)
+    ref = _full_error(warp_horizontal(src, offset, valid), tgt, mask)
+    torch.testing.assert_close(loss, ref, atol=1e-15, rtol=0)
+    loss.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(d.grad, d_ref.grad, atol=1e-12, rtol=0)
+    assert d.grad.abs().sum() > 0
