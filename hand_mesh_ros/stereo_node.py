@@ -511,7 +511,10 @@ class HandMeshNode(Node):
         from geometry_msgs.msg import Pose, PoseArray
         from std_msgs.msg import Float32
 
-        self._pub_markers.publish(result_to_markers(result, header))
+        # the MarkerArray holds ~5000 Python Point objects (~5 ms): build it only when someone
+        # (rviz) listens; the other outputs are cheap
+        if self._pub_markers.get_subscription_count() > 0:
+            self._pub_markers.publish(result_to_markers(result, header))
         self._pub_points.publish(point_cloud2.create_cloud_xyz32(
             header, np.asarray(result.vertices_m, dtype=np.float32)))
         poses = PoseArray(header=header)

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (count)")
     parser.add_argument("--max-time-s", type=float, help="wall-time budget; the schedule "
                         "decays within it (s, 0 = off)")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights "
+                        "(.safetensors, same network config; fresh optimiser)")
+    parser.add_argument("--photometric", action="store_true", default=None,
+                        help="colour jitter + blur per pair (overrides the config)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/last.safetensors")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -52,7 +56,8 @@ def _config(args: argparse.Namespace) -> Any:
     changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size),
                                  ("lr", args.lr), ("device", args.device),
                                  ("seed", args.seed), ("workers", args.workers),
-                                 ("max_time_s", args.max_time_s)) if v is not None}
+                                 ("max_time_s", args.max_time_s),
+                                 ("photometric", args.photometric)) if v is not None}
     return cfg.replace(**changes) if changes else cfg
 
 
@@ -131,8 +136,9 @@ def run(args: argparse.Namespace) -> int:
         samples = _synth_samples(args.synth_domain, args.count, cfg.seed, args.start)
         origin = (f"synth domain {args.synth_domain}, {args.count} pairs from index "
                   f"{args.start}, seed {cfg.seed}")
-    res = pretrain(cfg, samples, args.out, resume=args.resume,
-                   training_data=f"{origin}; {cfg.steps} steps",
+    init = f"; initialised from {args.init}" if args.init else ""
+    res = pretrain(cfg, samples, args.out, resume=args.resume, init_weights=args.init,
+                   training_data=f"{origin}; {cfg.steps} steps{init}",
                    progress=not args.no_progress)
     print(f"pretrained {res.steps} steps in {res.seconds:.1f} s; final loss "
           f"{res.final_loss:.4f}; checkpoint {res.checkpoint}")

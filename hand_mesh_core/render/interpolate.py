@@ -72,7 +72,7 @@ def ray_face_intersection(tri: torch.Tensor, rays: torch.Tensor
     b0 = (torch.linalg.cross(v1 - p, v2 - p, dim=-1) * n).sum(-1) / safe_nn2
     b1 = (torch.linalg.cross(v2 - p, v0 - p, dim=-1) * n).sum(-1) / safe_nn2
     bary = torch.stack([b0, b1, 1.0 - b0 - b1], -1)
-    bary = torch.where(ok.unsqueeze(-1), bary, torch.zeros_like(bary))
+    bary = torch.where(ok.unsqueeze(-1), bary, 0.0)
     return depth, bary, ok
 
 
@@ -91,7 +91,7 @@ def _face_tables(vertices: torch.Tensor, faces: torch.Tensor
     e1, e2 = v1 - v0, v2 - v0
     n = torch.linalg.cross(e1, e2, dim=-1)
     nn2 = (n * n).sum(-1, keepdim=True)
-    inv = 1.0 / torch.where(nn2 > 0, nn2, torch.ones_like(nn2))
+    inv = 1.0 / torch.where(nn2 > 0, nn2, 1.0)
     plane = torch.cat([n, (n * v0).sum(-1, keepdim=True)], -1).flatten(0, 1)
     bary = torch.cat([v0, torch.linalg.cross(e2, n, dim=-1) * inv,
                       torch.linalg.cross(n, e1, dim=-1) * inv], -1).flatten(0, 1)
@@ -174,14 +174,13 @@ def interpolate_checked(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Te
         ray_len = torch.sqrt(xn * xn + yn * yn + 1.0)
         norm = norm_t.index_select(0, fid)
         ok = (denom.abs() > PARALLEL_EPS * norm * ray_len) & (norm > 0)
-    hit = torch.where(ok, plane[:, 3] / torch.where(ok, denom, torch.ones_like(denom)),
-                      torch.zeros_like(denom))
+    hit = torch.where(ok, plane[:, 3] / torch.where(ok, denom, 1.0), 0.0)
     tab = bary_t.index_select(0, fid)
     px, py, pz = hit * xn - tab[:, 0], hit * yn - tab[:, 1], hit - tab[:, 2]
     b1 = px * tab[:, 3] + py * tab[:, 4] + pz * tab[:, 5]
     b2 = px * tab[:, 6] + py * tab[:, 7] + pz * tab[:, 8]
     bary = torch.stack([1.0 - b1 - b2, b1, b2], -1)
-    bary = torch.where(ok.unsqueeze(-1), bary, torch.zeros_like(bary))
+    bary = torch.where(ok.unsqueeze(-1), bary, 0.0)
     depth = hit
     if fallback_depth_m is not None:
         depth = torch.where(ok, hit, fallback_depth_m.reshape(-1).index_select(0, sel).detach()

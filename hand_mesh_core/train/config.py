@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hand_mesh_core.config.base import ConfigBase, ConfigError, setting
+from hand_mesh_core.data.config import AugmentConfig
 from hand_mesh_core.losses.total import LossConfig
 from hand_mesh_core.model.config import NetworkConfig
 from hand_mesh_core.render.config import RenderConfig
@@ -58,6 +59,11 @@ class PretrainConfig(ConfigBase):
     jitter_scale_frac: float = setting(0.1, "crop size jitter (+-)", ge=0.0, lt=1.0)
     jitter_shift_frac: float = setting(0.05, "right-window shift jitter, fraction of the side",
                                        ge=0.0)
+    photometric: bool = setting(False, "colour jitter and blur, drawn once per pair and "
+                                "applied to both views (hand_mesh_core.data.augment), on every "
+                                "batch; helps on unseen domains")
+    augment: AugmentConfig = setting(default_factory=AugmentConfig,
+                                     doc="photometric ranges (rotation is not used: stereo)")
     workers: int = setting(0, "DataLoader worker processes", ge=0)
     device: str = setting("auto", "device", choices=DEVICE_CHOICES)
     amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")

@@ -10,16 +10,18 @@ on CUDA, gradient clipping, resumable safetensors state, CSV log, tqdm, and DDP 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
+from hand_mesh_core.data.augment import (PhotometricParams, augment_stereo_photometric,
+                                         sample_photometric_params)
 from hand_mesh_core.geometry.mesh import uniform_laplacian, unique_edges
 from hand_mesh_core.geometry.projection import project
-from hand_mesh_core.model.checkpoint import save_checkpoint
+from hand_mesh_core.model.checkpoint import load_checkpoint, save_checkpoint
 from hand_mesh_core.model.network import HandMeshNet, HandNetOutput
 from hand_mesh_core.model.topology import HandTopology
 from hand_mesh_core.train.batch import CropJitter, CroppedDataset, TrainBatch, collate_cropped
@@ -29,7 +31,7 @@ from hand_mesh_core.train.common import (CsvLogger, cosine_lr, init_distributed,
 from hand_mesh_core.train.config import PretrainConfig, PretrainLossWeights
 from hand_mesh_core.train.crop_cache import CropCache, CropCacheDataset
 
-__all__ = ["SupervisedLosses", "supervised_losses", "edge_length_loss",
+__all__ = ["SupervisedLosses", "supervised_losses", "edge_length_loss", "photometric_batch",
            "laplacian_difference_loss", "PretrainResult", "pretrain", "pretrain_spawn_local",
            "FINAL_NAME", "LOCAL_ADDR"]
 
@@ -156,9 +158,20 @@ def _loader(dataset: Any, config: PretrainConfig, dist_info: Any, generator: tor
         persistent_workers=config.workers > 0)  # the datasets share their epoch with workers
 
 
+def photometric_batch(left: torch.Tensor, right: torch.Tensor, config: PretrainConfig,
+                      generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 crops (B, 3, S, S) -> float [0, 1] crops with the same colour jitter and blur on
+    both views of each pair (parameters drawn on the CPU with ``generator``)."""
+    params = sample_photometric_params(left.shape[0], config.augment, generator=generator)
+    params = PhotometricParams(*(getattr(params, f.name).to(left.device)
+                                 for f in fields(PhotometricParams)))
+    return augment_stereo_photometric(left.float() / 255.0, right.float() / 255.0, params)
+
+
 def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
              topology: HandTopology | None = None, *, resume: bool = False,
-             training_data: str = "", progress: bool = True) -> PretrainResult:
+             training_data: str = "", progress: bool = True,
+             init_weights: str | Path | None = None) -> PretrainResult:
     """Supervised pretraining.
 
     Args:
@@ -172,6 +185,8 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
         resume: continue from ``out_dir/last.safetensors``.
         training_data: provenance text stored in the checkpoint.
         progress: show a tqdm bar (rank 0).
+        init_weights: start from this checkpoint's weights (same network config; fresh
+            optimiser and schedule; ignored when resuming).
 
     Returns:
         :class:`PretrainResult`.
@@ -203,6 +218,10 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
             raise ValueError("cannot resume: the network config differs from the saved one")
     else:
         model = HandMeshNet(config.network, topology).to(device)
+        if init_weights is not None:
+            init, _ = load_checkpoint(init_weights, topology, expected_config=config.network)
+            model.load_state_dict(init.state_dict())
+            model.train()
         optimizer = make_opt(model)
     model.train()
     net: torch.nn.Module = model
@@ -235,6 +254,7 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
                                  margin_frac=config.margin_frac, jitter=jitter,
                                  seed=config.seed + dist_info.rank)
     gen = torch.Generator().manual_seed(config.seed)
+    aug_gen = torch.Generator().manual_seed(config.seed + 1 + dist_info.rank)
     loader = _loader(dataset, config, dist_info, gen)
     log = CsvLogger(out_dir / "log.csv", append=resume) if dist_info.is_main else None
     faces = model.faces
@@ -253,8 +273,11 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
                 out_of_time = step < config.steps
                 break
             batch = batch.to(device)
+            left, right = batch.left, batch.right
+            if config.photometric:
+                left, right = photometric_batch(left, right, config, aug_gen)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                out = net(batch.left, batch.right, batch.crops, batch.K, batch.baseline_m)
+                out = net(left, right, batch.crops, batch.K, batch.baseline_m)
             losses = supervised_losses(out, batch, config.losses, faces,
                                        config.network.input_size)
             optimizer.zero_grad(set_to_none=True)

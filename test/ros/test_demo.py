@@ -19,11 +19,11 @@ from hand_mesh_ros.demo import (STB_NOTE, DemoConfig, FrameResult, build_parser,
                                 main, source_stats)
 
 #: Synthetic pairs of the test run (seed 0: pairs 0-2 are right hands; pair 0 is a skin-ROI
-#: failure of the shipped model, about 0.6-1 m off, pairs 1-2 are about 70-100 mm off).
+#: failure of the shipped model, 0.4-1 m off, pairs 1-2 are about 70-110 mm off).
 FRAMES = 3
-#: Bound on the median per-pair mean joint error on those pairs, mm: the same bound as the
-#: end-to-end test (test_e2e.MAX_MEDIAN_JOINT_ERROR_MM: measured ~97 mm, 1.5x margin).
-MAX_MEDIAN_SYNTH_ERROR_MM = 145.5
+#: Bound on the median per-pair mean joint error on those pairs, mm: the end-to-end test's bound
+#: (test_e2e.MAX_MEDIAN_JOINT_ERROR_MM: median 104 mm measured, 1.5x margin).
+MAX_MEDIAN_SYNTH_ERROR_MM = 156.0
 #: Sanity bounds: a latency above this on a 2-core machine means something hangs, ms.
 MAX_SANE_LATENCY_MS = 10_000.0
 

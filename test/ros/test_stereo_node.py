@@ -32,7 +32,8 @@ from hand_mesh_core.geometry.camera import StereoCamera  # noqa: E402
 from hand_mesh_core.hand.joints import BONES  # noqa: E402
 from hand_mesh_core.pipeline import HandMeshResult  # noqa: E402
 from hand_mesh_ros.compat import point_cloud2  # noqa: E402
-from hand_mesh_ros.stereo_node import HandMeshNode, confidence_color, track_box  # noqa: E402
+from hand_mesh_ros.stereo_node import (HandMeshNode, confidence_color,  # noqa: E402
+                                       downscale_pair, track_box)
 from hand_mesh_ros.testing import (StereoPublisher, make_camera_infos, make_image,  # noqa: E402
                                    skin_image, spin_until, stamp_msg)
 
@@ -467,3 +468,41 @@ def test_track_roi_off_never_passes_a_box(rig):
     for i in range(3):
         _send_one(r, _set(i), i + 1)
     assert r.est.rois == [None, None, None] and r.node.counts["tracked"] == 0
+
+
+# ------------------------------------------------------------------ downscaling
+def test_downscale_pair_keeps_metric_depth():
+    cam = StereoCamera(fx=800.0, fy=800.0, cx=639.5, cy=359.5, baseline_m=0.12, width=1280,
+                       height=720)
+    img = np.arange(720 * 1280 * 3, dtype=np.uint64).reshape(720, 1280, 3).astype(np.uint8)
+    left, right, small = downscale_pair(img, img, cam, 640)
+    assert left.shape == right.shape == (360, 640, 3) and small.size == (640, 360)
+    # a point at 0.5 m: its disparity halves with fx, so the depth stays 0.5 m
+    x, z = 0.05, 0.5
+    for c in (cam, small):
+        u_l = c.fx * x / z + c.cx
+        u_r = c.fx * (x - c.baseline_m) / z + c.cx
+        assert c.fx * c.baseline_m / (u_l - u_r) == pytest.approx(z)
+    # area filter: a 2x2 block average (pixel-centre convention)
+    ref = img.reshape(360, 2, 640, 2, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(left.astype(np.float64) - ref).max() <= 1.0
+    assert small.cx == pytest.approx((cam.cx + 0.5) / 2 - 0.5)
+
+
+def test_downscale_pair_passthrough_and_validation():
+    img = np.zeros((48, 64, 3), np.uint8)
+    for width in (0, 64, 100):
+        out = downscale_pair(img, img, CAM, width)
+        assert out[0] is img and out[2] is CAM
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="max_width_px must be an int >= 0"):
+            downscale_pair(img, img, CAM, bad)
+
+
+def test_node_downscales_wide_pairs(rig):
+    r = rig(max_process_width_px=32)
+    r.node._on_set(*_set(0))
+    assert r.wait(lambda: r.est.calls)
+    img, cam = r.est.calls[0]
+    assert img.shape == (24, 32, 3) and cam.size == (32, 24)
+    assert cam.fx == pytest.approx(CAM.fx / 2) and cam.baseline_m == CAM.baseline_m

@@ -222,13 +222,12 @@ def test_ssim_map_matches_kornia(shape, window, max_val):
 
 
 def test_ssim_map_gradcheck_and_one_sided_gradient():
-    a, b = _pair((1, 2, 5, 6), F64, 4)
+    a, b = _pair((1, 2, 4, 5), F64, 4)
     a.requires_grad_(True)
     b.requires_grad_(True)
-    for window in (3, 5):
-        assert torch.autograd.gradcheck(lambda x, y: ssim_map(x, y, window), (a, b))
-        assert torch.autograd.gradcheck(lambda x: ssim_map(x, b.detach(), window), (a,))
-        assert torch.autograd.gradcheck(lambda y: ssim_map(a.detach(), y, window), (b,))
+    assert torch.autograd.gradcheck(lambda x, y: ssim_map(x, y, 5), (a, b))
+    assert torch.autograd.gradcheck(lambda x: ssim_map(x, b.detach()), (a,))
+    assert torch.autograd.gradcheck(lambda y: ssim_map(a.detach(), y), (b,))
 
 
 def test_ssim_map_errors():
