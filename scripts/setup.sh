@@ -39,11 +39,20 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
   exit 0
 fi
 
-echo "[setup] installing hand_mesh into $venv (first run takes a few minutes)"
-"$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+log="$venv/setup.log"
+echo "[setup] installing hand_mesh into $venv (first run takes a few minutes; log: $log)"
+pip_install() {
+  if ! "$venv/bin/python" -m pip install "$@" >>"$log" 2>&1; then
+    echo "[setup] pip install $* failed; last lines of $log:" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+}
+: > "$log"
+pip_install --upgrade pip
 if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-  "$venv/bin/python" -m pip install -q "$torch_spec"
+  pip_install "$torch_spec"
 fi
-"$venv/bin/python" -m pip install -q -e "$repo[ros,test]"
+pip_install -e "$repo[ros,test]"
 echo "$want" > "$stamp"
 echo "[setup] done"

@@ -41,3 +41,14 @@ def test_adapt_refuses_pickle_and_unknown_folder(tmp_path, capsys):
     assert main(["adapt", "--model", str(tmp_path / "m.safetensors"), "--data", str(tmp_path),
                  "--out", str(tmp_path / "o"), "--frames", "0"]) == 2
     assert "--frames must be >= 1" in capsys.readouterr().err
+
+
+def test_crop_cache_options(tmp_path, capsys):
+    from hand_mesh_core.cli.main import main
+
+    assert main(["pretrain", "--crop-cache", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "o")]) != 0
+    assert "crop cache file not found" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(tmp_path), "--write-crop-cache", "--out",
+                 str(tmp_path / "o")]) != 0
+    assert "--write-crop-cache needs --synth-domain" in capsys.readouterr().err
