@@ -137,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
         origin = (f"synth domain {args.synth_domain}, {args.count} pairs from index "
                   f"{args.start}, seed {cfg.seed}")
     init = f"; initialised from {args.init}" if args.init else ""
+    budget = f" (or {cfg.max_time_s:g} s)" if cfg.max_time_s > 0 else ""
     res = pretrain(cfg, samples, args.out, resume=args.resume, init_weights=args.init,
-                   training_data=f"{origin}; {cfg.steps} steps{init}",
+                   training_data=f"{origin}; up to {cfg.steps} steps{budget}{init}",
                    progress=not args.no_progress)
     print(f"pretrained {res.steps} steps in {res.seconds:.1f} s; final loss "
           f"{res.final_loss:.4f}; checkpoint {res.checkpoint}")

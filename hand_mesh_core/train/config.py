@@ -27,10 +27,11 @@ class PretrainLossWeights(ConfigBase):
     vertex_depth: float = setting(10.0, "L1 of vertex depth", unit="1/m", ge=0.0)
     joint_uv: float = setting(10.0, "L1 of joint (u, v) in the left crop, / crop side", ge=0.0)
     joint_depth: float = setting(10.0, "L1 of joint depth", unit="1/m", ge=0.0)
-    # 1.0, not 100: at 100 this term's gradient (edge lengths depend on the triangulated depth,
-    # i.e. on small differences of the two branches' u) dominated the clipped gradient norm and
-    # the (u, v) terms barely trained (16 pairs, 60 steps: 28 px / 47 mm train error at 100,
-    # 2.1 px / 2.6 mm at 1.0: an overfitting probe on 16 source_studio pairs, batch 16).
+    # 1.0, not 100: edge lengths depend on the triangulated depth, i.e. on small differences of
+    # the two branches' u, and at 100 this term's gradient norm (22 at init, 127 after 20 steps,
+    # vs 0.2-2 for each (u, v)/depth term; 16 source_studio pairs) dominated the clipped
+    # (grad_clip 5) update, so the (u, v) terms barely trained: overfitting those 16 pairs for
+    # 60 steps left 28 px / 47 mm train error at 100, 2.1 px / 2.6 mm at 1.0.
     edge: float = setting(1.0, "squared edge-length difference to the label mesh (sum over "
                           "edges)", unit="1/m^2", ge=0.0)
     laplacian: float = setting(10.0, "L1 of the Laplacian-coordinate difference to the label "

@@ -20,7 +20,7 @@ from hand_mesh_core.model.topology import HandTopology
 from hand_mesh_core.train.calibrate import DEFAULT_THRESHOLD_MM, calibrate_confidence
 from hand_mesh_core.train.heldout import evaluate_heldout
 
-__all__ = ["ShipSets", "ship_checkpoint", "main", "HELDOUT_SEED"]
+__all__ = ["ShipSets", "synth_sets", "ship_checkpoint", "main", "HELDOUT_SEED"]
 
 #: Seed of the held-out pairs: training caches use seed 0, so seed 1000 never overlaps.
 HELDOUT_SEED = 1000

@@ -42,13 +42,13 @@ NUM_FRAMES = 6
 MAX_CANDIDATES = 16
 MIN_CONFIDENCE = 0.0
 #: Bound on the MEDIAN over the frames of the mean absolute joint error (left optical frame),
-#: mm. Measured with the pipeline directly on these six frames (shipped default, pretrained on
-#: source_studio only; target_lab is the unseen domain), with data/roi.py of 2026-11-26 01:36:
-#: per-frame 375, 70, 109, 100, 93, 118 mm, median MEASURED_MEDIAN_ERROR_MM (an earlier ROI gave
-#: 646, 72, 98, 95, 93, 110, median 97). The first frame is a skin-ROI failure (wrong blob); the
-#: median ignores one such failure; the 1.5x margin lets a retrained default of similar quality
-#: pass, while a broken scale, frame or baseline (errors of hundreds of mm) fails.
-MEASURED_MEDIAN_ERROR_MM = 104.0
+#: mm. Measured with the pipeline directly on these six frames (shipped default of 2026-11-26
+#: 01:48, pretrained on source_studio only (22 mm there); target_lab is the unseen domain):
+#: per-frame 538, 40, 110, 131, 90, 138 mm, median MEASURED_MEDIAN_ERROR_MM. The first frame is a
+#: skin-ROI failure (wrong blob); the median ignores one such failure; the 1.5x margin lets a
+#: retrained default of similar quality pass, while a broken scale, frame or baseline (errors of
+#: hundreds of mm on every frame) fails.
+MEASURED_MEDIAN_ERROR_MM = 120.0
 MAX_MEDIAN_JOINT_ERROR_MM = 1.5 * MEASURED_MEDIAN_ERROR_MM
 #: The node's result must equal the in-process pipeline's: same weights and pair, only thread
 #: count and summation order differ (float32), so 1 mm is generous yet catches any real change.

@@ -52,3 +52,18 @@ def test_crop_cache_options(tmp_path, capsys):
     assert main(["pretrain", "--data", str(tmp_path), "--write-crop-cache", "--out",
                  str(tmp_path / "o")]) != 0
     assert "--write-crop-cache needs --synth-domain" in capsys.readouterr().err
+
+
+def test_write_crop_cache_then_pretrain_from_it(tmp_path, capsys):
+    from hand_mesh_core.cli.main import main
+    from hand_mesh_core.train.crop_cache import CropCache
+
+    cache = tmp_path / "cache"
+    assert main(["pretrain", "--synth-domain", "source_studio", "--count", "2", "--start", "5",
+                 "--write-crop-cache", "--out", str(cache)]) == 0
+    c = CropCache(cache)
+    assert len(c) == 2 and "indices" not in c.provenance and "from index 5" in c.provenance
+    assert main(["pretrain", "--crop-cache", str(cache), "--steps", "2", "--batch-size", "2",
+                 "--device", "cpu", "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    assert "pretrained 2 steps" in capsys.readouterr().out
+    assert (tmp_path / "run" / "pretrained.safetensors").is_file()
