@@ -21,7 +21,7 @@ from hand_mesh_core.hand.poses import POSE_NAMES
 
 __all__ = [
     "BACKGROUND_KINDS", "POSE_KINDS", "PlacementConfig", "PoseConfig", "LightingConfig",
-    "SkinConfig", "BackgroundConfig", "DistractorConfig", "SensorConfig", "DomainConfig",
+    "SkinToneConfig", "BackgroundConfig", "DistractorConfig", "SensorConfig", "DomainConfig",
     "load_domain",
 ]
 
@@ -137,7 +137,7 @@ class LightingConfig(ConfigBase):
 
 
 @dataclass(frozen=True)
-class SkinConfig(ConfigBase):
+class SkinToneConfig(ConfigBase):
     """Skin albedo: a tone palette and procedural surface texture attached to the mesh."""
 
     tones_rgb: tuple[tuple[float, float, float], ...] = setting(
@@ -158,10 +158,10 @@ class SkinConfig(ConfigBase):
 
     def validate(self) -> None:
         if not self.tones_rgb:
-            raise ConfigError("SkinConfig.tones_rgb must hold at least one colour")
+            raise ConfigError("SkinToneConfig.tones_rgb must hold at least one colour")
         for tone in self.tones_rgb:
             if not all(0.0 <= c <= 1.0 for c in tone):
-                raise ConfigError(f"SkinConfig.tones_rgb: {list(tone)} must lie in [0, 1]")
+                raise ConfigError(f"SkinToneConfig.tones_rgb: {list(tone)} must lie in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ class DomainConfig(ConfigBase):
     placement: PlacementConfig = setting(default_factory=PlacementConfig, doc="hand placement")
     pose: PoseConfig = setting(default_factory=PoseConfig, doc="pose distribution")
     lighting: LightingConfig = setting(default_factory=LightingConfig, doc="lights")
-    skin: SkinConfig = setting(default_factory=SkinConfig, doc="skin albedo and texture")
+    skin: SkinToneConfig = setting(default_factory=SkinToneConfig, doc="skin albedo and texture")
     background: BackgroundConfig = setting(default_factory=BackgroundConfig, doc="background")
     distractors: DistractorConfig = setting(default_factory=DistractorConfig,
                                             doc="forearm, faces, skin patches")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hand_mesh_core.data.synth.config import LightingConfig, SkinConfig
+from hand_mesh_core.data.synth.config import LightingConfig, SkinToneConfig
 from hand_mesh_core.data.synth.textures import SolidNoise, smoothstep
 from hand_mesh_core.hand.joints import BONES, FINGER_JOINTS, TIP_JOINTS, WRIST
 
@@ -96,7 +96,7 @@ class SkinParams:
     sleeve_rgb: np.ndarray
 
 
-def sample_skin(rng: np.random.Generator, cfg: SkinConfig) -> SkinParams:
+def sample_skin(rng: np.random.Generator, cfg: SkinToneConfig) -> SkinParams:
     """Draw a skin tone and a fresh texture."""
     tone = np.asarray(cfg.tones_rgb[int(rng.integers(len(cfg.tones_rgb)))], np.float32)
     tone = np.clip(tone * (1.0 + cfg.tone_jitter * rng.normal(size=3)), 0.0, 1.0)

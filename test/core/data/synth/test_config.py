@@ -3,7 +3,7 @@ import pytest
 
 from hand_mesh_core.config.base import ConfigError
 from hand_mesh_core.data.synth.config import (BackgroundConfig, DistractorConfig, DomainConfig,
-                                              LightingConfig, PoseConfig, SkinConfig,
+                                              LightingConfig, PoseConfig, SkinToneConfig,
                                               load_domain)
 
 PRESETS = ("source_studio", "target_lab")
@@ -53,8 +53,8 @@ def test_unknown_preset_lists_presets():
     (LightingConfig, {"light_rgb_min": (1.0, 1.0, 1.0), "light_rgb_max": (0.5, 1.0, 1.0)},
      "per channel"),
     (LightingConfig, {"light_angle_deg": (0.0, 120.0)}, "must be <= 90"),
-    (SkinConfig, {"tones_rgb": ()}, "at least one colour"),
-    (SkinConfig, {"tones_rgb": ((1.2, 0.5, 0.5),)}, r"\[0, 1\]"),
+    (SkinToneConfig, {"tones_rgb": ()}, "at least one colour"),
+    (SkinToneConfig, {"tones_rgb": ((1.2, 0.5, 0.5),)}, r"\[0, 1\]"),
     (BackgroundConfig, {"kinds": ("plain",), "weights": (1.0,), "brightness": (0.9, 0.1)},
      "min must be <= max"),
     (BackgroundConfig, {"kinds": ("wallpaper",), "weights": (1.0,)}, "each must be one of"),

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hand_mesh_core.data.synth.config import LightingConfig, SkinConfig
+from hand_mesh_core.data.synth.config import LightingConfig, SkinToneConfig
 from hand_mesh_core.data.synth.shading import (AMBIENT_HEMISPHERE, HandFrame, Light,
                                                LightingParams, nearest_bone, sample_lighting,
                                                sample_skin, shade, skin_albedo)
@@ -70,7 +70,7 @@ def test_hand_frame_dorsal_is_minus_z(handedness):
 
 def test_skin_albedo_is_a_function_of_the_rest_point():
     rng = np.random.default_rng(2)
-    skin = sample_skin(rng, SkinConfig())
+    skin = sample_skin(rng, SkinToneConfig())
     frame = HandFrame.from_joints(rest_joints(), "right")
     p = rng.uniform(-0.02, 0.1, size=(100, 3))
     n = rng.normal(size=(100, 3))
