@@ -67,7 +67,12 @@ DEFAULT_MODEL_NAME = "hand_mesh_default.safetensors"
 #: Where shipped assets live.
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
-__all__ += ["HandMeshPipeline", "load_estimator", "default_model_path", "DEFAULT_MODEL_NAME"]
+__all__ += ["HandMeshPipeline", "load_estimator", "default_model_path", "DEFAULT_MODEL_NAME",
+            "ROI_FALLBACKS"]
+
+
+#: ``HandMeshPipeline.find_roi`` searches without a prior / after the window failed.
+ROI_FALLBACKS = ("full", "quick", "none")
 
 
 def default_model_path() -> Path:
@@ -94,9 +99,12 @@ class HandMeshPipeline:
 
     Args:
         model: the trained network (eval mode is set here).
-        handedness: "right" or "left": the hand to report. A left hand uses the mirrored
-            topology, whose faces are the right hand's with reversed winding
-            (``HandModel.faces_for("left")``).
+        handedness: "right" or "left": the hand in the images. The network is trained on
+            right hands; for "left" the pair is mirrored (both images flipped horizontally and
+            swapped, ``cx' = W - 1 - cx``: a rectified pair of the mirrored world showing a
+            right hand), the network runs on it and its mesh is mapped back with
+            ``(x, y, z) -> (B - x, y, z)`` and the faces' winding reversed
+            (``HandModel.faces_for("left")``). Derivation: :mod:`hand_mesh_core.model.mirror`.
         device: torch device for inference.
         roi_config: settings of the skin/stereo hand ROI (``hand_mesh_core.data.config``).
     """
@@ -118,45 +126,112 @@ class HandMeshPipeline:
         self.handedness = handedness
         self.roi_config = roi_config
         faces = model.faces.cpu().numpy().astype(np.int32)
-        self.faces = faces if handedness == "right" else faces[:, ::-1].copy()
+        if handedness == "left":
+            from hand_mesh_core.model.mirror import mirror_faces
+            faces = mirror_faces(faces)
+        self.faces = faces
+
+    def find_roi(self, left: np.ndarray, right: np.ndarray, camera: StereoCamera,
+                 roi: tuple[float, float, float, float] | None = None,
+                 prior: tuple[float, float, float, float] | None = None,
+                 prior_disparity_px: float | None = None, fallback: str = "full") -> Any:
+        """The hand's ``HandRoi`` (``hand_mesh_core.data.roi``), or None when no hand is found.
+
+        Args:
+            left, right: (H, W, 3) uint8 RGB rectified images of ``camera``'s size.
+            camera: the pair.
+            roi: external box ``(x0, y0, w, h)`` (a detector's), px: trusted, only its
+                disparity is measured (``roi_from_box``).
+            prior: where the hand was (``(x0, y0, w, h)``, px; e.g. the last ROI window):
+                the tracking fast path searches a window around it (``track_hand_roi``, a few
+                ms). Ignored with ``roi``.
+            prior_disparity_px: the hand's last disparity (px), narrows the fast path's
+                disparity search; None searches the whole depth range.
+            fallback: the search without a prior or when the window holds no hand, one of
+                :data:`ROI_FALLBACKS`: "full" (``find_hand_roi``, with the prior; accurate,
+                30-100 ms at 640x480), "quick" (``quick_hand_roi``: the fast path over the
+                whole image, ~5 ms, less accurate) or "none" (None).
+
+        Raises:
+            ValueError: unknown ``fallback``.
+        """
+        from hand_mesh_core.data.roi import (find_hand_roi, quick_hand_roi, roi_from_box,
+                                             track_hand_roi)
+
+        if fallback not in ROI_FALLBACKS:
+            raise ValueError(f"fallback must be one of {list(ROI_FALLBACKS)}, got {fallback!r}")
+        if roi is not None:
+            return roi_from_box(left, right, camera, tuple(roi), self.roi_config)
+        if prior is not None:
+            hand = track_hand_roi(left, right, camera, tuple(prior), self.roi_config,
+                                  prior_disparity_px=prior_disparity_px)
+            if hand is not None:
+                return hand
+        if fallback == "quick":
+            return quick_hand_roi(left, right, camera, self.roi_config)
+        if fallback == "full":
+            return find_hand_roi(left, right, camera, self.roi_config,
+                                 prior=None if prior is None else tuple(prior))
+        return None
 
     def crop_for(self, left: np.ndarray, right: np.ndarray, camera: StereoCamera,
-                 roi: tuple[float, float, float, float] | None = None) -> Any:
-        """The stereo crop of the hand: from ``roi`` (external box) or the skin/stereo ROI
-        finder. Returns a ``StereoCrop`` or None when no hand is found."""
-        from hand_mesh_core.data.roi import find_hand_roi, roi_from_box
+                 roi: tuple[float, float, float, float] | None = None,
+                 prior: tuple[float, float, float, float] | None = None,
+                 prior_disparity_px: float | None = None) -> Any:
+        """The stereo crop of the hand: from ``roi`` (external box), or the skin/stereo ROI
+        finder (tracking fast path around ``prior`` when given, see :meth:`find_roi`).
+        Returns a ``StereoCrop`` (its ``shift_px`` is the hand's disparity) or None when no
+        hand is found."""
         from hand_mesh_core.train.batch import roi_stereo_crop
 
-        if roi is not None:
-            hand = roi_from_box(left, right, camera, tuple(roi), self.roi_config)
-        else:
-            hand = find_hand_roi(left, right, camera, self.roi_config)
+        hand = self.find_roi(left, right, camera, roi, prior, prior_disparity_px)
         if hand is None:
             return None
         return roi_stereo_crop(hand.left, hand.disparity_px, self.model.config.input_size)
 
     def predict_crop(self, left: np.ndarray, right: np.ndarray, camera: StereoCamera,
                      crop: Any) -> HandMeshResult:
-        """Run the network on a given ``StereoCrop`` of the pair."""
+        """Run the network on a given ``StereoCrop`` of the pair.
+
+        ``crop`` is always a crop of the pair as given (its ``roi_left`` is reported). For a
+        left hand the network sees the mirrored pair through the mirrored crop, which samples
+        exactly the flipped and swapped crops (:func:`~hand_mesh_core.model.mirror.
+        mirror_stereo_crop`), and the mesh comes back in this pair's left optical frame.
+        """
         import torch
 
+        from hand_mesh_core.geometry.projection import project
         from hand_mesh_core.model.decode import CropBatch
+        from hand_mesh_core.model.mirror import (mirror_camera, mirror_points,
+                                                 mirror_stereo_crop, mirror_stereo_images)
 
-        lc = crop.left.apply(left)
-        rc = crop.right.apply(right)
+        roi_left = (crop.left.x0, crop.left.y0, crop.left.width, crop.left.height)
+        net_camera, net_crop = camera, crop
+        if self.handedness == "left":
+            left, right = mirror_stereo_images(left, right)
+            net_camera = mirror_camera(camera)
+            net_crop = mirror_stereo_crop(crop, camera.width)
+        lc = net_crop.left.apply(left)
+        rc = net_crop.right.apply(right)
 
         def tensor(img: np.ndarray) -> "torch.Tensor":
             return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].to(
                 self.device)
         with torch.inference_mode():
-            out = self.model(tensor(lc), tensor(rc), CropBatch.from_crops([crop]),
-                             camera.K_tensor(device=self.device), camera.baseline_m)
+            out = self.model(tensor(lc), tensor(rc), CropBatch.from_crops([net_crop]),
+                             net_camera.K_tensor(device=self.device), camera.baseline_m)
+        vertices = out.vertices[0].float().cpu()
+        joints = out.joints[0].float().cpu()
+        uv_left = out.uv_left[0].float().cpu()
+        if self.handedness == "left":
+            # New-left frame (the flipped right view) -> this pair's left frame.
+            vertices = mirror_points(vertices, camera.baseline_m)
+            joints = mirror_points(joints, camera.baseline_m)
+            uv_left = project(vertices[None], camera.K_tensor())[0]
         return HandMeshResult(
-            vertices_m=out.vertices[0].float().cpu().numpy(),
-            joints_m=out.joints[0].float().cpu().numpy(), faces=self.faces,
+            vertices_m=vertices.numpy(), joints_m=joints.numpy(), faces=self.faces,
             confidence=float(out.confidence[0]), handedness=self.handedness,
-            uv_left=out.uv_left[0].float().cpu().numpy(),
-            roi_left=(crop.left.x0, crop.left.y0, crop.left.width, crop.left.height))
+            uv_left=uv_left.numpy(), roi_left=roi_left)
 
     def predict(self, left: np.ndarray, right: np.ndarray, camera: StereoCamera,
                 roi: tuple[float, float, float, float] | None = None
@@ -177,7 +252,8 @@ def load_estimator(model_path: str | Path | None = None, device: str = "cpu",
         model_path: ``.safetensors`` checkpoint (JSON sidecar beside it); None or "default"
             loads the shipped default checkpoint.
         device: "cpu", "cuda", "cuda:N".
-        handedness: the hand to report ("right" or "left").
+        handedness: the hand in the images, "right" or "left" (left pairs are mirrored
+            for the right-hand network, see :class:`HandMeshPipeline`).
 
     Raises:
         FileNotFoundError: the checkpoint (or the shipped default) is missing.
@@ -193,3 +269,51 @@ def load_estimator(model_path: str | Path | None = None, device: str = "cpu",
                 "`hand-mesh pretrain` and pass its path")
     model, _ = load_checkpoint(model_path, device=device)
     return HandMeshPipeline(model, handedness=handedness, device=device)
+
+
+class KnownHandednessEstimator:
+    """Runs each pair of a labelled set through the pipeline of its sample's handedness.
+
+    For evaluation on data that mixes left and right hands (``target_lab`` draws left hands
+    with probability 0.5) when the side is known, as it is on the robot (the ROS node's
+    ``handedness`` parameter) and in STB (always left). ``predict`` receives only images, so a
+    pair is recognised by the identity of its left image array: it must be the ``left`` array
+    of one of ``samples`` (a cached sequence keeps those arrays alive).
+
+    Implements :class:`HandMeshEstimator`.
+
+    Args:
+        pipeline: the estimator (either handedness); its model, device and ROI settings are
+            shared by a twin of the other handedness.
+        samples: the pairs this estimator will be asked about, each with ``handedness``.
+
+    Raises:
+        TypeError: ``pipeline`` is not a :class:`HandMeshPipeline`.
+    """
+
+    def __init__(self, pipeline: HandMeshPipeline, samples: Any) -> None:
+        if not isinstance(pipeline, HandMeshPipeline):
+            raise TypeError(f"pipeline must be a HandMeshPipeline, got {type(pipeline).__name__}")
+        other = "left" if pipeline.handedness == "right" else "right"
+        self.pipelines = {pipeline.handedness: pipeline,
+                          other: HandMeshPipeline(pipeline.model, other, str(pipeline.device),
+                                                  pipeline.roi_config)}
+        self._samples = list(samples)  # keeps the arrays (and so their ids) alive
+        self._handedness = {id(s.left): s.handedness for s in self._samples}
+
+    def predict(self, left: np.ndarray, right: np.ndarray, camera: StereoCamera,
+                roi: tuple[float, float, float, float] | None = None
+                ) -> HandMeshResult | None:
+        """See :meth:`HandMeshEstimator.predict`.
+
+        Raises:
+            ValueError: ``left`` is not the left image of one of the samples.
+        """
+        hand = self._handedness.get(id(left))
+        if hand is None:
+            raise ValueError("KnownHandednessEstimator only runs the pairs it was built with "
+                             "(the left image array of one of its samples)")
+        return self.pipelines[hand].predict(left, right, camera, roi)
+
+
+__all__ += ["KnownHandednessEstimator"]

@@ -89,14 +89,22 @@ class StereoNodeConfig(SyncConfig):
                                         "intrinsics scaled to match) before the hand search and "
                                         "the network; the network sees a small crop, so full "
                                         "HD only costs time (0: never)", unit="px", ge=0)
-    track_roi: bool = setting(False, "reuse the last hand's box (its projected mesh grown by "
-                              "track_margin_frac) instead of searching the whole image; search "
-                              "again when the hand is lost or every redetect_every pairs")
-    track_margin_frac: float = setting(0.15, "growth of the tracked box on each side, as a "
+    track_roi: bool = setting(True, "track the hand: search a window around the last hand "
+                              "(a few ms) instead of the whole image (50-100 ms at 640x480); "
+                              "search the whole image when the hand is lost and, in the "
+                              "background, every redetect_every pairs")
+    track_margin_frac: float = setting(0.15, "estimators without find_roi: growth of the "
+                                       "tracked box (projected mesh) on each side, as a "
                                        "fraction of its long side (as the ROI finder's "
                                        "margin_frac)", ge=0.0, le=1.0)
     redetect_every: int = setting(30, "with track_roi, search the whole image at least every "
-                                  "this many pairs", ge=1)
+                                  "this many tracked pairs (in a background thread with the "
+                                  "model pipeline)", ge=1)
+    quick_acquire: bool = setting(True, "with track_roi, find a lost hand with the fast "
+                                  "search over the whole image (~5 ms at 640x480, less "
+                                  "accurate) and confirm it with a full search in the "
+                                  "background, instead of a full search (30-100 ms) on the "
+                                  "critical path")
     max_rate_hz: float = setting(0.0, "process at most this many pairs per second (0: as "
                                  "fast as possible)", unit="Hz", ge=0.0)
     max_image_pixels: int = setting(4096 * 4096, "larger images are refused", unit="px", gt=0)

@@ -16,9 +16,18 @@ value must equal it. A load failure keeps the node up and is reported as an ERRO
 current model when the new one fails.
 
 Real time: the subscription callback only stores the newest pair; one worker thread runs the
-estimator (with ``cpu_threads`` torch/OpenCV threads, default 1). With ``track_roi`` the box of
-the last hand (its projected mesh, grown) replaces the whole-image hand search for up to
-``redetect_every`` pairs. A pair replaced before the worker took it is dropped and counted.
+estimator (with ``cpu_threads`` torch/OpenCV threads, default 1). With ``track_roi`` (default)
+and the model pipeline (an estimator with ``find_roi`` and ``predict_crop``), the hand is
+searched in a window around the last hand's ROI (``hand_mesh_core.data.roi.track_hand_roi``,
+a few ms) instead of the whole image (50-100 ms at 640x480); the whole image is searched at
+once when the window holds no hand, and in a background thread every ``redetect_every``
+tracked pairs (its result replaces the track when it arrives), so the periodic full search is
+off the critical path. With ``quick_acquire`` (default) a lost hand is not searched with the
+full search on the critical path either: the fast path runs over the whole image (~5 ms, less
+accurate) and a background full search is started at once to confirm or correct it (and
+every ``redetect_every`` pairs while none is found). Other estimators get the last hand's box
+(its projected mesh, grown) as ``roi`` for up to ``redetect_every`` pairs. A pair replaced
+before the worker took it is dropped and counted.
 Bad input never stops the node: the pair is refused with a reason (throttled warning +
 diagnostics) and the node resumes with the next good pair.
 """
@@ -307,6 +316,12 @@ class HandMeshNode(Node):
         self._track_box: tuple[float, float, float, float] | None = None
         self._track_size: tuple[int, int] = (0, 0)
         self._track_age = 0
+        self._track_disparity_px: float | None = None
+        self._redetect_lock = threading.Lock()
+        self._redetect_busy = False
+        self._redetected: tuple | None = None
+        self._since_redetect = 0
+        self._redetect_thread: threading.Thread | None = None
         self._last_sync = 0.0
         self._last_processed = 0.0
         self._arrivals: deque = deque(maxlen=STATS_WINDOW)
@@ -460,16 +475,17 @@ class HandMeshNode(Node):
         camera = self.camera_from_infos(left, left_info, right, right_info)
         img_l, img_r, camera = downscale_pair(img_l, img_r, camera, cfg.max_process_width_px)
         est = self._get_estimator()
-        roi = None
-        if cfg.track_roi and self._track_box is not None and camera.size == self._track_size \
-                and self._track_age < cfg.redetect_every:
-            roi = self._track_box
-        result = est.predict(img_l, img_r, camera, roi=roi)
+        if hasattr(est, "find_roi") and hasattr(est, "predict_crop"):
+            result = self._predict_tracked(est, img_l, img_r, camera, cfg)
+        else:
+            roi = None
+            if cfg.track_roi and self._track_box is not None \
+                    and camera.size == self._track_size and self._track_age < cfg.redetect_every:
+                roi = self._track_box
+            result = est.predict(img_l, img_r, camera, roi=roi)
+            result = self._confident(result, cfg)
+            self._update_track(result, camera, cfg, tracked=roi is not None)
         header = left.header
-        if result is not None and result.confidence < cfg.min_confidence:
-            self.counts["low_confidence"] += 1
-            result = None
-        self._update_track(result, camera, cfg, tracked=roi is not None)
         if result is None:
             self.counts["no_hand"] += 1
             self.refusals["no_hand"] += 1
@@ -482,6 +498,90 @@ class HandMeshNode(Node):
         self._hand_visible = True
         self.counts["published"] += 1
         self._finish(arrived)
+
+    def _confident(self, result: HandMeshResult | None, cfg: StereoNodeConfig
+                   ) -> HandMeshResult | None:
+        if result is not None and result.confidence < cfg.min_confidence:
+            self.counts["low_confidence"] += 1
+            return None
+        return result
+
+    def _predict_tracked(self, est: Any, left: np.ndarray, right: np.ndarray,
+                         camera: StereoCamera, cfg: StereoNodeConfig) -> HandMeshResult | None:
+        """ROI (tracking fast path when a track exists) -> crop -> network; updates the
+        track. A background whole-image search is started every ``redetect_every`` tracked
+        pairs; its result replaces the track on the next pair."""
+        from hand_mesh_core.train.batch import roi_stereo_crop
+
+        self._apply_redetection(camera)
+        prior = disparity = None
+        if cfg.track_roi and self._track_box is not None and camera.size == self._track_size:
+            prior, disparity = self._track_box, self._track_disparity_px
+        quick = cfg.track_roi and cfg.quick_acquire
+        hand = est.find_roi(left, right, camera, prior=prior, prior_disparity_px=disparity,
+                            fallback="quick" if quick else "full")
+        tracked = hand is not None and hand.source == "track"
+        self._since_redetect += 1
+        # Background whole-image search: every redetect_every tracked pairs; at once to
+        # confirm a quick acquisition; every redetect_every pairs while nothing is found.
+        if (tracked and self._track_age + 1 >= cfg.redetect_every) \
+                or (hand is not None and hand.source == "quick") \
+                or (quick and hand is None and self._since_redetect >= cfg.redetect_every):
+            self._request_redetection(est, left, right, camera)
+        result = None
+        if hand is not None:
+            crop = roi_stereo_crop(hand.left, hand.disparity_px, est.model.config.input_size)
+            result = self._confident(est.predict_crop(left, right, camera, crop), cfg)
+        if not cfg.track_roi:
+            return result
+        if tracked:
+            self.counts["tracked"] += 1
+        if result is None:
+            self._track_box = self._track_disparity_px = None
+            self._track_age = 0
+        else:
+            self._track_box, self._track_size = hand.left, camera.size
+            self._track_disparity_px = hand.disparity_px if hand.stereo_matched else None
+            self._track_age = self._track_age + 1 if tracked else 0
+        return result
+
+    def _request_redetection(self, est: Any, left: np.ndarray, right: np.ndarray,
+                             camera: StereoCamera) -> None:
+        with self._redetect_lock:
+            if self._redetect_busy:
+                return
+            self._redetect_busy = True
+        self._since_redetect = 0
+        # not a daemon: a thread still inside OpenCV/torch while the interpreter finalises
+        # aborts the process; destroy_node joins it
+        self._redetect_thread = threading.Thread(
+            target=self._redetect, args=(est, left, right, camera), name="hand_mesh_redetect")
+        self._redetect_thread.start()
+
+    def _redetect(self, est: Any, left: np.ndarray, right: np.ndarray,
+                  camera: StereoCamera) -> None:
+        try:
+            hand = est.find_roi(left, right, camera)
+        except Exception as exc:  # noqa: BLE001 - a failed search only skips one correction
+            self.get_logger().warning(f"background hand search failed: {exc}")
+            hand = None
+        with self._redetect_lock:
+            self._redetected = (camera.size, hand)
+            self._redetect_busy = False
+
+    def _apply_redetection(self, camera: StereoCamera) -> None:
+        with self._redetect_lock:
+            done, self._redetected = self._redetected, None
+        if done is None or done[0] != camera.size:
+            return
+        self.counts["redetected"] += 1
+        hand = done[1]
+        self._track_age = 0
+        if hand is None:   # the whole image holds no hand: whatever was tracked is not one
+            self._track_box = self._track_disparity_px = None
+        else:
+            self._track_box, self._track_size = hand.left, camera.size
+            self._track_disparity_px = hand.disparity_px if hand.stereo_matched else None
 
     def _update_track(self, result: HandMeshResult | None, camera: StereoCamera,
                       cfg: StereoNodeConfig, tracked: bool) -> None:
@@ -571,6 +671,7 @@ class HandMeshNode(Node):
             "refused": str(self.counts["refused"]),
             "no_hand": str(self.counts["no_hand"]),
             "tracked": str(self.counts["tracked"]),
+            "redetected": str(self.counts["redetected"]),
             "last_refusal": self.last_refusal,
             "model": cfg.model_path or "<default>",
             "model_loaded": str(self._estimator is not None).lower(),
@@ -595,6 +696,8 @@ class HandMeshNode(Node):
             self._running = False
             self._cond.notify_all()
         self._worker.join(timeout=5.0)
+        if self._redetect_thread is not None:
+            self._redetect_thread.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -159,6 +159,15 @@ class RoiConfig(ConfigBase):
                                 "and search again (only when the masks are not given)")
     refine_max_mahalanobis: float = setting(3.0, "Mahalanobis radius of the refined colour "
                                             "model", gt=0.0)
+    track_search_margin_frac: float = setting(
+        0.5, "tracking fast path: the searched window is the prior box's long side times "
+        "(1 + 2 * this), centred on the prior (a hand moving ~ its own size per second moves "
+        "~ 3 % of it between 30 Hz frames; the rest absorbs a late or grown prior)", gt=0.0)
+    track_downscale: int = setting(2, "tracking fast path: the window's skin masks are computed "
+                                   "at 1/this resolution", choices=(1, 2, 4))
+    track_max_depth_change_m: float = setting(
+        0.15, "tracking fast path: the disparity searched is the prior's +- this depth change "
+        "(when the prior's disparity is known)", unit="m", gt=0.0)
 
     def validate(self) -> None:
         if self.min_depth_m >= self.max_depth_m:

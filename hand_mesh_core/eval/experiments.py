@@ -34,7 +34,8 @@ from hand_mesh_core.eval.config import EvalConfig, MetricsConfig
 from hand_mesh_core.eval.evaluate import EvalReport, evaluate
 from hand_mesh_core.eval.metrics import PCKCurve
 from hand_mesh_core.eval.plots import plot_before_after, plot_pck_curves
-from hand_mesh_core.pipeline import HandMeshEstimator
+from hand_mesh_core.pipeline import (HandMeshEstimator, HandMeshPipeline,
+                                     KnownHandednessEstimator)
 
 __all__ = [
     "TABLES", "PRESETS", "TRAIN_MODES", "ROW_LABELS", "ExperimentConfig", "RowSpec",
@@ -82,10 +83,21 @@ class ExperimentConfig(ConfigBase):
     pretrain_steps: int = setting(20000, "optimiser steps of supervised pretraining", gt=0)
     adapt_steps: int = setting(5000, "optimiser steps of each adaptation run", gt=0)
     batch_size: int = setting(16, "training batch size", gt=0)
+    adapt_patience: int = setting(0, "guard evaluations without improvement of the held-out "
+                                  "photometric residual before adaptation stops "
+                                  "(AdaptConfig.patience); 0 = AdaptConfig's default", ge=0)
     seed: int = setting(0, "seed of data generation and training", ge=0)
     test_seed_offset: int = setting(1_000_003, "added to seed for the test split, so test "
                                     "samples are never training samples", gt=0)
     device: str = setting("cpu", "torch device for training and inference")
+    pretrained_checkpoint: str = setting(
+        "", "skip pretraining and start every row from this checkpoint: a .safetensors path, "
+        "or \"default\" for the shipped one (pretrained on source_studio); empty = pretrain "
+        "with n_source_train / pretrain_steps")
+    known_handedness: bool = setting(
+        True, "the hand's side of each test pair is known (as the ROS node's handedness "
+        "parameter): left hands run through the mirrored pipeline (handedness=\"left\"); "
+        "False runs every test pair as a right hand")
     rows: tuple[str, ...] = setting((), "row keys to run (e.g. test_directly); empty = every "
                                     "row of the table")
     ablate_losses: tuple[str, ...] = setting(
@@ -248,6 +260,10 @@ def _fmt(x: float, digits: int) -> str:
     return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
 
 
+_HANDEDNESS_NOTE = {True: "known (left hands mirrored)",
+                    False: "ignored (every pair run as a right hand)"}
+
+
 def render_markdown(result: TableResult) -> str:
     """A docs/results.md-ready markdown section: title, table, configuration line and notes."""
     cfg = result.config
@@ -263,11 +279,17 @@ def render_markdown(result: TableResult) -> str:
                      f"{_fmt(r.procrustes_mm, 1)} | {_fmt(r.auc_absolute, 3)} | "
                      f"{_fmt(r.auc_root_relative, 3)} | {r.n_failed} / {r.n_frames} | "
                      f"{r.train_time_s:.0f} |")
+    pretraining = (f"pretrained checkpoint `{cfg.pretrained_checkpoint}` (no pretraining "
+                   "run)" if cfg.pretrained_checkpoint else
+                   f"{cfg.n_source_train} source training samples, {cfg.pretrain_steps} "
+                   "pretraining steps")
     lines += ["",
-              f"Preset `{cfg.preset_name}`: {cfg.n_source_train} source / {cfg.n_target_train} "
+              f"Preset `{cfg.preset_name}`: {pretraining}; {cfg.n_target_train} "
               f"target training samples, {cfg.n_target_test} target test samples, "
-              f"{cfg.pretrain_steps} pretraining and {cfg.adapt_steps} adaptation steps, "
-              f"batch {cfg.batch_size}, seed {cfg.seed}, root joints {list(m.root_joints)}. "
+              f"{cfg.adapt_steps} adaptation steps (guard patience "
+              f"{cfg.adapt_patience or 'default'}), "
+              f"batch {cfg.batch_size}, seed {cfg.seed}, root joints {list(m.root_joints)}, "
+              f"handedness {_HANDEDNESS_NOTE[cfg.known_handedness]}. "
               "Failed frames are excluded from the mean errors and count as PCK misses."]
     if result.notes:
         lines += ["", result.notes]
@@ -354,7 +376,8 @@ def run_table(table: str, config: ExperimentConfig, backend: ExperimentBackend,
     target = backend.dataset(config.target_domain, "train", config.n_target_train, config.seed)
     test = backend.dataset(config.target_domain, "test", config.n_target_test,
                            config.seed + config.test_seed_offset)
-    pretrained = backend.pretrain(source, config, ckpt_dir)
+    pretrained = (_resolve_checkpoint(config.pretrained_checkpoint)
+                  if config.pretrained_checkpoint else backend.pretrain(source, config, ckpt_dir))
     eval_cfg = EvalConfig(metrics=config.metrics, progress=progress, n_overlays=0,
                           write_plots=row_plots)
     rows, curves, estimators = [], {}, {}
@@ -364,6 +387,8 @@ def run_table(table: str, config: ExperimentConfig, backend: ExperimentBackend,
             pretrained, target, spec.train_mode, spec.drop_loss, config, ckpt_dir)
         train_time_s = time.perf_counter() - start
         estimator = backend.load(ckpt, spec.train_mode, config.device)
+        if config.known_handedness and isinstance(estimator, HandMeshPipeline):
+            estimator = KnownHandednessEstimator(estimator, test)
         if spec.key in _BEFORE_AFTER:
             estimators[spec.key] = estimator
         report = evaluate(estimator, test, out / spec.key, eval_cfg,
@@ -376,6 +401,21 @@ def run_table(table: str, config: ExperimentConfig, backend: ExperimentBackend,
     if table == "table1" and n_before_after > 0 and all(k in estimators for k in _BEFORE_AFTER):
         _plot_before_after(estimators, test, n_before_after, out, table)
     return result
+
+
+def _resolve_checkpoint(name: str) -> Path:
+    """``ExperimentConfig.pretrained_checkpoint`` -> an existing checkpoint path.
+
+    Raises:
+        FileNotFoundError: the file (or the shipped default) does not exist.
+    """
+    from hand_mesh_core.pipeline import default_model_path
+
+    path = default_model_path() if name == "default" else Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained_checkpoint {name!r}: no file at {path} (give a "
+                                ".safetensors path or \"default\")")
+    return path
 
 
 def _plot_before_after(estimators: dict[str, HandMeshEstimator], test: Sequence[StereoSample],
@@ -493,7 +533,8 @@ class _DefaultBackend:
         defaults = adapt_config()
         cfg = adapt_config(losses=loss_config(weights=weights), steps=config.adapt_steps,
                            batch_size=config.batch_size, seed=config.seed, device=config.device,
-                           eval_every=min(defaults.eval_every, config.adapt_steps))
+                           eval_every=min(defaults.eval_every, config.adapt_steps),
+                           patience=config.adapt_patience or defaults.patience)
         pretrained, _ = load_checkpoint(checkpoint, device="cpu")
         result = adapt(cfg, pretrained, data, out_dir / f"adapt_{mode}_{drop_loss or 'all'}",
                        training_data=f"synth/{config.target_domain} x{len(data)} unlabelled, "

@@ -13,6 +13,11 @@ training stops after ``patience`` evaluations without improvement, and a checkpo
 ONLY if the best held-out residual beats the starting one (otherwise :class:`AdaptResult` says
 so and nothing is written). Test-time mode (``frames=N``): adapt on the first N pairs and guard
 on the same pairs (there is nothing else to hold out).
+
+Left hands: the network is a right-hand network, so a pair whose ``handedness`` is "left" is
+mirrored first (:func:`hand_mesh_core.model.mirror.mirror_sample`: images flipped and swapped,
+``cx' = W - 1 - cx``), exactly as :class:`hand_mesh_core.pipeline.HandMeshPipeline` does at
+inference; the crop function then sees the mirrored (right-hand) pair.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from hand_mesh_core.data.types import StereoSample
 from hand_mesh_core.geometry.crop import StereoCrop
 from hand_mesh_core.losses.total import Branch, LossTerms, StereoWarp, self_supervised_loss
 from hand_mesh_core.model.checkpoint import save_checkpoint
+from hand_mesh_core.model.mirror import mirror_sample
 from hand_mesh_core.model.network import HandMeshNet, HandNetOutput
 from hand_mesh_core.render.renderer import render_mesh
 from hand_mesh_core.train.batch import (CroppedDataset, TrainBatch, collate_cropped,
@@ -192,7 +198,8 @@ def adapt(config: AdaptConfig, pretrained: HandMeshNet, samples: Sequence[Stereo
     Args:
         config: settings.
         pretrained: the stage-1 network (not modified).
-        samples: target pairs; any labels are DROPPED before use.
+        samples: target pairs; any labels are DROPPED before use. Left-hand pairs are
+            mirrored into right-hand pairs (module docstring).
         out_dir: folder for ``adapted.safetensors`` (+ sidecar) and ``adapt_log.csv``.
         crop_fn: ``crop_fn(sample, index, rng) -> StereoCrop | None``; default: the hand ROI.
         frames: test-time mode: adapt on the first ``frames`` pairs and guard on them.
@@ -221,6 +228,8 @@ def adapt(config: AdaptConfig, pretrained: HandMeshNet, samples: Sequence[Stereo
     skipped: list[int] = []
     for i in range(count):
         s = samples[i]
+        if s.handedness == "left":
+            s = mirror_sample(s)
         crop = crop_fn(s, i, rng)  # a label crop_fn may read the labels for the window
         s = _skin_masked(s) if config.mask_source == "skin" else _unlabelled(s)
         if crop is None:

@@ -16,7 +16,14 @@ object with, per size:
   the older ones by design), and the node's own ``received``/``dropped`` counters;
 - ``rss_mb_max``: peak resident memory of the node process (VmHWM).
 
+With ``--motion pan`` the first pair instead moves: both views are shifted by the same
+horizontal offset (a sine of ``--pan-px`` amplitude and ``--pan-period-s`` period; an equal
+shift keeps the pair rectified), i.e. a hand moving sideways as a camera stream shows it; the
+default ``cycle`` cycles ``--frames`` unrelated pairs (the hand jumps every pair: the tracker's
+worst case).
+
     python test/bench/bench_node.py --seconds 8 --rate 30
+    python test/bench/bench_node.py --motion pan
 """
 from __future__ import annotations
 
@@ -41,6 +48,8 @@ GOAL_RATE_HZ = {"640x480": 30.0, "1280x720": 20.0}
 GOAL_LATENCY_MEDIAN_MS = 40.0
 GOAL_LATENCY_P99_MS = 80.0
 GOAL_RSS_MB = 1536.0
+#: Width at which --pan-px is given.
+PAN_REF_WIDTH_PX = 640
 #: Seconds to wait for the last results after publishing stops.
 DRAIN_S = 2.0
 _KB_PER_MB = 1024.0
@@ -95,6 +104,17 @@ def _pairs(width: int, height: int, count: int, seed: int) -> list:
     return out
 
 
+def _panned(pair: tuple, shift_px: float) -> tuple:
+    """Both views shifted right by ``shift_px`` (same camera: the hand moved sideways)."""
+    import cv2
+
+    left, right, cam = pair
+    m = np.float32([[1, 0, shift_px], [0, 1, 0]])
+    size = (left.shape[1], left.shape[0])
+    return (cv2.warpAffine(left, m, size, borderMode=cv2.BORDER_REPLICATE),
+            cv2.warpAffine(right, m, size, borderMode=cv2.BORDER_REPLICATE), cam)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=30.0, help="published pairs per second")
@@ -103,8 +123,13 @@ def main() -> int:
     ap.add_argument("--model", default="", help="checkpoint; empty: the shipped default")
     ap.add_argument("--frames", type=int, default=3, help="distinct pairs cycled")
     ap.add_argument("--seed", type=int, default=0, help="seed of the rendered pairs")
-    ap.add_argument("--track-roi", action="store_true",
-                    help="node parameter track_roi:=true (use with --frames 1: a steady hand)")
+    ap.add_argument("--no-track-roi", dest="track_roi", action="store_false",
+                    help="node parameter track_roi:=false (whole-image search every pair)")
+    ap.add_argument("--motion", choices=("cycle", "pan"), default="cycle",
+                    help="cycle --frames pairs, or pan the first pair sideways")
+    ap.add_argument("--pan-px", type=float, default=60.0,
+                    help="pan amplitude, px at 640 wide (scaled with the width)")
+    ap.add_argument("--pan-period-s", type=float, default=2.0, help="pan period, s")
     ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="extra node parameter (YAML value), repeatable")
     a = ap.parse_args()
@@ -134,6 +159,7 @@ def main() -> int:
     proc = NodeProcess(cmd)
     report: dict = {"rate_hz_published": a.rate, "seconds_per_size": a.seconds,
                     "track_roi": a.track_roi, "distinct_pairs": a.frames,
+                    "motion": a.motion,
                     "extra_params": a.param,
                     "model": a.model or "<shipped default>", "sizes": {}}
     try:
@@ -157,7 +183,12 @@ def main() -> int:
                 while time.monotonic() < target:
                     ex.spin_once(timeout_sec=max(0.0, min(0.005, target - time.monotonic())))
                 st = stamp_msg(stamp0 + int(i * 1e9 / a.rate))
-                left, right, cam = pairs[i % len(pairs)]
+                if a.motion == "pan":
+                    left, right, cam = _panned(pairs[0], a.pan_px * w / PAN_REF_WIDTH_PX
+                                               * np.sin(2 * np.pi * i / a.rate
+                                                        / a.pan_period_s))
+                else:
+                    left, right, cam = pairs[i % len(pairs)]
                 msgs = stereo_messages(left, right, cam, st)
                 sent[stamp_ns(st)] = time.monotonic()
                 pub.publish(*msgs)
@@ -185,6 +216,7 @@ def main() -> int:
                 "node_dropped": int(d1.get("dropped", 0)) - int(d0.get("dropped", 0)),
                 "node_refused": int(d1.get("refused", 0)) - int(d0.get("refused", 0)),
                 "node_tracked": int(d1.get("tracked", 0)) - int(d0.get("tracked", 0)),
+                "node_redetected": int(d1.get("redetected", 0)) - int(d0.get("redetected", 0)),
                 "rss_mb_during": round(max(rss), 1) if rss else None,
                 "node_cpu_percent": round(node_cpu, 1),
                 "publisher_cpu_percent": round(own_cpu, 1),

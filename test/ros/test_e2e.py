@@ -4,7 +4,8 @@ The node runs the way ``ros2 run hand_mesh_ros stereo_node`` runs it (``python -
 hand_mesh_ros.stereo_node --ros-args ...``) in namespace ``/e2e`` with its inputs remapped to
 ``/e2e_cam/...``, on loopback DDS. Rendered ``target_lab`` pairs with known ground truth are
 published; the test checks the frame id and stamp of the outputs, the vertex and joint counts,
-that the node's result equals the pipeline's run in this process (same model, same pair), the
+that the node's result equals the pipeline's run in this process (same model, same pair, same
+tracking sequence), the
 ABSOLUTE joint error against the rendered truth, and the diagnostics under a bad camera_info.
 
 Skipped, with the reason, when the shipped default checkpoint is not installed. For development,
@@ -44,7 +45,8 @@ MIN_CONFIDENCE = 0.0
 #: Bound on the MEDIAN over the frames of the mean absolute joint error (left optical frame),
 #: mm. Measured with the pipeline directly on these six frames (shipped default of 2026-11-26
 #: 01:48, pretrained on source_studio only (22 mm there); target_lab is the unseen domain):
-#: per-frame 538, 40, 110, 131, 90, 138 mm, median MEASURED_MEDIAN_ERROR_MM. The first frame is a
+#: per-frame 538, 40, 110, 131, 90, 138 mm, median MEASURED_MEDIAN_ERROR_MM (the node's tracked
+#: sequence, see _tracked_direct: 538, 40, 63, 131, 98, 148 mm, median 114). The first frame is a
 #: skin-ROI failure (wrong blob); the median ignores one such failure; the 1.5x margin lets a
 #: retrained default of similar quality pass, while a broken scale, frame or baseline (errors of
 #: hundreds of mm on every frame) fails.
@@ -97,11 +99,36 @@ def frames():
     return model, out
 
 
+def _tracked_direct(model: str, samples: list) -> list:
+    """The pipeline run in this process the way the node runs it with ``track_roi`` (default):
+    the first pair searches the whole image, each next one the window around the previous
+    ROI (with its disparity), falling back to the whole image when the window has no hand."""
+    from hand_mesh_core.train.batch import roi_stereo_crop
+
+    est = load_estimator(model, "cpu", "right")
+    prev, out = None, []
+    for s, _ in samples:
+        hand = est.find_roi(s.left, s.right, s.camera,
+                            prior=None if prev is None else prev.left,
+                            prior_disparity_px=None if prev is None or not prev.stereo_matched
+                            else prev.disparity_px)
+        crop = roi_stereo_crop(hand.left, hand.disparity_px, est.model.config.input_size)
+        out.append(est.predict_crop(s.left, s.right, s.camera, crop))
+        prev = hand
+    return out
+
+
 def test_node_process_end_to_end(ros_context, frames):
     model, samples = frames
+    # The node tracks the hand (track_roi, default): pair k is searched near pair k-1's hand
+    # (whole image when that window is empty). These are unrelated renders, so that changes
+    # some ROIs: compare with the same sequence.
+    expected = _tracked_direct(model, samples)
     cmd = stereo_node_command(NAMESPACE, INPUT_PREFIX, {
         "model_path": model, "handedness": "right", "image_qos": "reliable",
-        "min_confidence": MIN_CONFIDENCE})
+        "min_confidence": MIN_CONFIDENCE,
+        # quick acquisition confirms in a background thread: timing-dependent ROIs
+        "quick_acquire": False})
     io = rclpy.create_node("e2e_io", context=ros_context)
     ex = SingleThreadedExecutor(context=ros_context)
     ex.add_node(io)
@@ -123,7 +150,7 @@ def test_node_process_end_to_end(ros_context, frames):
                                      and stamps[-1] in res.points and res.confidences,
                                      RESULT_TIMEOUT_S), proc.output()
             errors_mm = []
-            for key, (s, direct) in zip(stamps, samples):
+            for key, (s, _), direct in zip(stamps, samples, expected):
                 assert res.frames[key] == FRAME_ID
                 joints = res.joints[key][1]
                 verts = res.points[key][1]
@@ -133,7 +160,7 @@ def test_node_process_end_to_end(ros_context, frames):
                 np.testing.assert_allclose(verts, direct.vertices_m, atol=NODE_VS_PIPELINE_TOL_M)
                 errors_mm.append(np.linalg.norm(joints - s.joints_m, axis=1).mean() * _MM_PER_M)
             spin_until(ex, lambda: len(res.confidences) >= NUM_FRAMES, DIAG_TIMEOUT_S)
-            for _, d in samples:  # Float32 has no stamp; a resent set may repeat one
+            for d in expected:  # Float32 has no stamp; a resent set may repeat one
                 assert np.abs(np.array(res.confidences) - d.confidence).min() < 1e-3
             median_err = float(np.median(errors_mm))
             print(f"e2e absolute mean joint error per frame (mm): "

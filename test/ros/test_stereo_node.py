@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from sensor_msgs.msg import PointCloud2  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
+from hand_mesh_core.data.roi import HandRoi  # noqa: E402
 from hand_mesh_core.geometry.camera import StereoCamera  # noqa: E402
 from hand_mesh_core.hand.joints import BONES  # noqa: E402
 from hand_mesh_core.pipeline import HandMeshResult  # noqa: E402
@@ -464,7 +466,7 @@ def test_track_roi_reuses_the_box_and_redetects(rig):
 
 
 def test_track_roi_off_never_passes_a_box(rig):
-    r = rig(RoiRecorder())
+    r = rig(RoiRecorder(), track_roi=False)
     for i in range(3):
         _send_one(r, _set(i), i + 1)
     assert r.est.rois == [None, None, None] and r.node.counts["tracked"] == 0
@@ -506,3 +508,109 @@ def test_node_downscales_wide_pairs(rig):
     img, cam = r.est.calls[0]
     assert img.shape == (24, 32, 3) and cam.size == (32, 24)
     assert cam.fx == pytest.approx(CAM.fx / 2) and cam.baseline_m == CAM.baseline_m
+
+
+# ------------------------------------------------------------------ ROI tracking, model pipeline
+class PipelineDouble(SkeletonEstimator):
+    """Duck-types HandMeshPipeline (find_roi, predict_crop, model.config.input_size): the whole
+    image search finds FULL_BOX, the fast path finds the prior moved 1 px right."""
+
+    FULL_BOX = (10.0, 8.0, 30.0, 30.0)
+    QUICK_BOX = (20.0, 4.0, 36.0, 36.0)
+
+    def __init__(self):
+        super().__init__()
+        self.model = SimpleNamespace(config=SimpleNamespace(input_size=32))
+        self.finds = []   # (thread name, prior, prior_disparity_px)
+        self.crops = []
+        self.fallbacks = []
+
+    def find_roi(self, left, right, camera, roi=None, prior=None, prior_disparity_px=None,
+                 fallback="full"):
+        self.finds.append((threading.current_thread().name, prior, prior_disparity_px))
+        self.fallbacks.append(fallback)
+        if left.max() < 5:
+            return None
+        depth = camera.fx_baseline / DISPARITY_PX
+        if prior is None and fallback == "quick":
+            return HandRoi(self.QUICK_BOX, DISPARITY_PX, depth, 5.0, "quick", True)
+        if prior is None:
+            return HandRoi(self.FULL_BOX, DISPARITY_PX, depth, 5.0, "skin", True)
+        x0, y0, w, h = prior
+        return HandRoi((x0 + 1.0, y0, w, h), DISPARITY_PX, depth, 5.0, "track", True)
+
+    def predict_crop(self, left, right, camera, crop):
+        self.crops.append(crop)
+        return super().predict(left, right, camera)
+
+
+def _worker_priors(est):
+    return [p for name, p, _ in est.finds if name == "hand_mesh_worker"]
+
+
+def test_pipeline_tracking_fast_path_and_background_redetection(rig):
+    from hand_mesh_core.train.batch import roi_stereo_crop
+
+    r = rig(PipelineDouble(), redetect_every=3, quick_acquire=False)
+    for i in range(4):
+        _send_one(r, _set(i), i + 1)
+    full = PipelineDouble.FULL_BOX
+    moved = [(full[0] + k, *full[1:]) for k in range(4)]
+    # first pair: whole image; then the last ROI is the prior, with its disparity
+    assert _worker_priors(r.est) == [None, moved[0], moved[1], moved[2]]
+    assert [d for name, _, d in r.est.finds if name == "hand_mesh_worker"] == \
+        [None] + [DISPARITY_PX] * 3
+    assert r.est.crops[-1] == roi_stereo_crop(moved[3], DISPARITY_PX, 32)
+    assert r.node.counts["tracked"] == 3 and r.node.counts["published"] == 4
+    # the 3rd tracked pair started a whole-image search in the background thread ...
+    assert r.wait(lambda: not r.node._redetect_busy and r.node._redetected is not None)
+    assert ("hand_mesh_redetect", None, None) in r.est.finds
+    # ... whose result replaces the track on the next pair
+    _send_one(r, _set(4), 5)
+    assert _worker_priors(r.est)[-1] == full and r.node.counts["redetected"] == 1
+    values = {kv.key: kv.value for kv in r.node.diagnostic_status().values}
+    assert values["redetected"] == "1" and values["tracked"] == "4"
+    # lost (no hand anywhere): the next pair searches the whole image again
+    _send_one(r, _set(5, rgb=np.zeros((48, 64, 3), np.uint8)), 6)
+    _send_one(r, _set(6), 7)
+    assert _worker_priors(r.est)[-2:] == [moved[1], None]
+    assert r.node.counts["no_hand"] == 1 and set(r.est.fallbacks) == {"full"}
+
+
+def test_pipeline_quick_acquisition_is_confirmed_in_the_background(rig):
+    r = rig(PipelineDouble(), redetect_every=3)   # quick_acquire: default
+    _send_one(r, _set(0), 1)
+    # no track: the quick whole-image search, published at once ...
+    assert r.est.finds[0] == ("hand_mesh_worker", None, None)
+    assert r.est.fallbacks[0] == "quick" and r.node.counts["published"] == 1
+    # ... and a full search started in the background right away
+    assert r.wait(lambda: not r.node._redetect_busy and r.node._redetected is not None)
+    assert ("hand_mesh_redetect", None, None) in r.est.finds
+    _send_one(r, _set(1), 2)
+    full = PipelineDouble.FULL_BOX
+    assert _worker_priors(r.est) == [None, full] and r.node.counts["redetected"] == 1
+    _send_one(r, _set(2), 3)   # tracked from the confirmed box
+    assert _worker_priors(r.est)[-1] == (full[0] + 1, *full[1:])
+    # nothing anywhere: quick searches only; a background search every redetect_every pairs
+    dark = np.zeros((48, 64, 3), np.uint8)
+    for i in range(3, 9):
+        _send_one(r, _set(i, rgb=dark), i + 1)
+    assert r.wait(lambda: not r.node._redetect_busy)
+    background = [f for f in r.est.finds if f[0] == "hand_mesh_redetect"]
+    assert len(background) == 3   # the confirmation, then after 3 and 6 pairs
+    assert r.node.counts["no_hand"] == 6 and r.node.counts["published"] == 3
+
+
+def test_pipeline_tracking_off_and_low_confidence_drop_the_track(rig):
+    r = rig(PipelineDouble(), track_roi=False)
+    for i in range(3):
+        _send_one(r, _set(i), i + 1)
+    assert _worker_priors(r.est) == [None, None, None] and r.node.counts["tracked"] == 0
+    est = PipelineDouble()
+    est.confidence = 0.1
+    r2 = rig(est, min_confidence=0.5, quick_acquire=False)
+    for i in range(3):
+        _send_one(r2, _set(i), i + 1)
+    # every result is refused as low confidence: no track is kept from it
+    assert _worker_priors(est) == [None, None, None]
+    assert r2.node.counts["low_confidence"] == 3 and r2.node.counts["published"] == 0

@@ -163,3 +163,41 @@ def test_cpu_threads_is_a_start_up_setting(ros_context, tiny_ckpt):
         assert not res.successful and "start-up" in res.reason
     finally:
         n.destroy_node()
+
+
+def test_pipeline_find_roi_tracks_and_falls_back(tiny_ckpt):
+    """HandMeshPipeline.find_roi/crop_for, the calls the node's tracking makes (ROI only: the
+    tiny network's output is not used)."""
+    import numpy as np
+
+    from hand_mesh_core.data.roi import find_hand_roi, quick_hand_roi, track_hand_roi
+    from hand_mesh_core.geometry.camera import StereoCamera
+    from hand_mesh_core.pipeline import ROI_FALLBACKS, load_estimator
+    from hand_mesh_core.train.batch import roi_stereo_crop
+
+    cam = StereoCamera(fx=400.0, fy=400.0, cx=319.5, cy=119.5, baseline_m=0.1, width=640,
+                       height=240)
+    left = np.full((240, 640, 3), 20, np.uint8)
+    right = left.copy()
+    left[60:180, 400:480] = (224, 172, 140)    # a 0.15 m block at d = 80 px (0.5 m)
+    right[60:180, 320:400] = (224, 172, 140)
+    est = load_estimator(tiny_ckpt, "cpu", "right")
+    here = (395.0, 55.0, 90.0, 130.0)
+    away = (20.0, 40.0, 60.0, 60.0)            # a window without the hand
+    tracked = est.find_roi(left, right, cam, prior=here, prior_disparity_px=80.0)
+    assert tracked.source == "track"
+    assert tracked == track_hand_roi(left, right, cam, here, prior_disparity_px=80.0)
+    assert est.find_roi(left, right, cam, prior=away).source == "skin"       # "full"
+    assert est.find_roi(left, right, cam, prior=away) == find_hand_roi(left, right, cam,
+                                                                       prior=away)
+    assert est.find_roi(left, right, cam, prior=away, fallback="quick") == \
+        quick_hand_roi(left, right, cam)
+    assert est.find_roi(left, right, cam, fallback="quick").source == "quick"
+    assert est.find_roi(left, right, cam, prior=away, fallback="none") is None
+    assert est.find_roi(left, right, cam, roi=away, prior=here).source == "external"
+    crop = est.crop_for(left, right, cam, prior=here, prior_disparity_px=80.0)
+    assert crop == roi_stereo_crop(tracked.left, tracked.disparity_px, TINY_INPUT_PX)
+    assert crop.shift_px == pytest.approx(80.0, abs=1.0)
+    assert set(ROI_FALLBACKS) == {"full", "quick", "none"}
+    with pytest.raises(ValueError, match="fallback must be one of"):
+        est.find_roi(left, right, cam, fallback="fast")

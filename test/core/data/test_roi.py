@@ -11,7 +11,8 @@ from hand_mesh_core.config.base import ConfigError
 from hand_mesh_core.data.config import RoiConfig
 from hand_mesh_core.data.roi import (
     HandRoiTracker, box_iou, dense_disparity, depth_layers, draw_hand_roi, find_hand_roi,
-    match_disparity, refine_skin_masks, roi_from_box, score_candidates, split_forearm,
+    match_disparity, quick_hand_roi, refine_skin_masks, roi_from_box, score_candidates,
+    split_forearm, track_hand_roi,
 )
 from hand_mesh_core.geometry.camera import StereoCamera
 
@@ -383,3 +384,159 @@ def test_refine_skin_masks_and_new_validation():
         RoiConfig(wrist_distance_m=(0.2, 0.1))
     with pytest.raises(ConfigError, match="stereo_downscale"):
         RoiConfig(stereo_downscale=3)
+
+
+# ------------------------------------------------------------------ tracking fast path
+#: A wide camera (fx B = 40 px m) so that a distractor hand fits outside the tracked window.
+WIDE = StereoCamera(fx=400.0, fy=400.0, cx=319.5, cy=119.5, baseline_m=0.1, width=640,
+                    height=240)
+SKIN_RGB = (224, 172, 140)
+
+
+def _rgb_pair(hands, cam=WIDE):
+    """RGB pair (dark background) with a hand blob at each (x, y, disparity)."""
+    left = np.full((cam.height, cam.width, 3), 20, np.uint8)
+    right = left.copy()
+    blob = _hand_blob()
+    for x, y, d in hands:
+        left[y:y + 120, x:x + 80][blob] = SKIN_RGB
+        right[y:y + 120, x - d:x - d + 80][blob] = SKIN_RGB
+    return left, right
+
+
+def test_track_hand_roi_equals_the_full_search_in_its_window():
+    # Same scene, no dense stereo: at reduction 1 the fast path scores the same blob, so box,
+    # disparity and score agree with find_hand_roi; at reduction 2 to within a reduced pixel.
+    left, right = _rgb_pair([(200, 60, 80)])
+    prior = (195.0, 55.0, 90.0, 130.0)
+    base = RoiConfig(dense_stereo=False)
+    full = find_hand_roi(left, right, WIDE, base, prior=prior)
+    fast1 = track_hand_roi(left, right, WIDE, prior, base.replace(track_downscale=1))
+    assert fast1.source == "track" and full.source == "skin"
+    assert fast1.candidate.bbox_left == full.candidate.bbox_left == (199.5, 59.5, 80.0, 120.0)
+    assert fast1.disparity_px == pytest.approx(full.disparity_px, abs=1e-6)
+    assert fast1.score == pytest.approx(full.score, abs=1e-6)
+    assert fast1.left == pytest.approx(full.left)
+    for scale in (2, 4):
+        fast = track_hand_roi(left, right, WIDE, prior, base.replace(track_downscale=scale),
+                              prior_disparity_px=80.0)
+        assert np.allclose(fast.candidate.bbox_left, full.candidate.bbox_left, atol=scale)
+        assert fast.disparity_px == pytest.approx(80.0, abs=scale / 2)
+        assert fast.depth_m == pytest.approx(0.5, rel=0.02)
+
+
+def test_tracker_follows_a_moving_hand_and_ignores_a_hand_outside_its_window():
+    tracker = HandRoiTracker(WIDE, full_every=100)
+    tracker.set_prior((95.0, 35.0, 90.0, 130.0), 80.0)
+    for k in range(12):
+        x, y = 100 + 14 * k, 40 + 4 * k              # 14 px right, 4 px down per frame
+        # A larger, equally stereo-consistent "hand" on the right stays out of the window.
+        left, right = _rgb_pair([(x, y, 80), (540, 100, 80)])
+        roi = tracker(left, right)
+        assert roi is not None and roi.source == "track", k
+        assert np.allclose(roi.candidate.bbox_left, (x - 0.5, y - 0.5, 80, 120), atol=2.0), k
+        assert roi.disparity_px == pytest.approx(80.0, abs=1.0)
+        assert tracker.prior == roi.candidate.bbox_left and tracker.fast_run == k + 1
+        assert all(c.bbox_left[0] < 500 for c in roi.candidates)   # never saw the other
+
+
+def test_tracker_redetects_after_a_jump_and_after_loss():
+    tracker = HandRoiTracker(WIDE, full_every=100)
+    left, right = _rgb_pair([(100, 60, 80)])
+    assert tracker(left, right).source == "skin" and tracker.last_source == "skin"
+    assert tracker(left, right).source == "track" and tracker.fast_run == 1
+    # The hand jumps out of the window: the window holds nothing, the whole image is searched.
+    left, right = _rgb_pair([(480, 80, 80)])
+    assert track_hand_roi(left, right, WIDE, tracker.prior) is None
+    roi = tracker(left, right)
+    assert roi.source == "skin" and tracker.fast_run == 0
+    assert roi.candidate.bbox_left == (479.5, 79.5, 80.0, 120.0)
+    assert tracker(left, right).source == "track"
+    # Lost: nothing anywhere -> None, no prior; the hand's return is found by a full search.
+    dark = np.full((240, 640, 3), 20, np.uint8)
+    assert tracker(dark, dark) is None and tracker.prior is None
+    assert tracker.prior_disparity_px is None and tracker.last_source == ""
+    left, right = _rgb_pair([(300, 60, 80)])
+    assert tracker(left, right).source == "skin"
+
+
+def test_tracker_full_search_every_n_and_a_depth_jump():
+    left, right = _rgb_pair([(200, 60, 80)])
+    tracker = HandRoiTracker(WIDE, full_every=2)
+    sources = [tracker(left, right).source for _ in range(7)]
+    assert sources == ["skin", "track", "track", "skin", "track", "track", "skin"]
+    never = HandRoiTracker(WIDE, full_every=0)
+    assert [never(left, right).source for _ in range(3)] == ["skin"] * 3
+    # The hand is at 0.5 m (d = 80 px). A prior at 0.4 m (d = 100 px) searches 0.25-0.55 m
+    # (default +- 0.15 m) and finds it; a prior at 0.25 m searching +- 0.05 m (d >= 133 px)
+    # only sees the blob's overlaps with itself moved by >= 53 px (IoU < min_stereo_iou, or
+    # best on the range's edge): lost, the full search decides.
+    assert track_hand_roi(left, right, WIDE, (195, 55, 90, 130),
+                          prior_disparity_px=100.0).disparity_px == pytest.approx(80, abs=1)
+    tight = RoiConfig(track_max_depth_change_m=0.05)
+    assert track_hand_roi(left, right, WIDE, (195, 55, 90, 130), tight,
+                          prior_disparity_px=160.0) is None
+    assert track_hand_roi(left, right, WIDE, (195, 55, 90, 130), tight,
+                          prior_disparity_px=84.0).disparity_px == pytest.approx(80, abs=1)
+    # A solid block has no second IoU peak: narrowed to 0.35-0.45 m, its best match lies on
+    # the range's edge (d = 88.9 px, IoU > min_stereo_iou) and is refused as no peak.
+    block_l = np.full((240, 640, 3), 20, np.uint8)
+    block_r = block_l.copy()
+    block_l[60:180, 200:280] = SKIN_RGB
+    block_r[60:180, 120:200] = SKIN_RGB
+    assert track_hand_roi(block_l, block_r, WIDE, (195, 55, 90, 130), tight,
+                          prior_disparity_px=100.0) is None
+    assert track_hand_roi(block_l, block_r, WIDE, (195, 55, 90, 130),
+                          prior_disparity_px=100.0).disparity_px == pytest.approx(80, abs=1)
+    # A prior depth outside [min_depth_m, max_depth_m] +- the change: nothing to search.
+    assert track_hand_roi(left, right, WIDE, (195, 55, 90, 130),
+                          prior_disparity_px=4.0) is None
+
+
+def test_track_hand_roi_validation():
+    left, right = _rgb_pair([(200, 60, 80)])
+    prior = (195.0, 55.0, 90.0, 130.0)
+    with pytest.raises(ValueError, match="width, height > 0"):
+        track_hand_roi(left, right, WIDE, (0, 0, 0, 10))
+    with pytest.raises(ValueError, match="prior_disparity_px"):
+        track_hand_roi(left, right, WIDE, prior, prior_disparity_px=0.0)
+    with pytest.raises(ValueError, match="prior_disparity_px"):
+        track_hand_roi(left, right, WIDE, prior, prior_disparity_px=float("nan"))
+    with pytest.raises(ValueError, match="camera size"):
+        track_hand_roi(left[:100], right, WIDE, prior)
+    with pytest.raises(TypeError, match="numpy array"):
+        track_hand_roi(left, None, WIDE, prior)
+    with pytest.raises(TypeError, match="RoiConfig"):
+        track_hand_roi(left, right, WIDE, prior, config={"track_downscale": 2})
+    with pytest.raises(TypeError, match="SkinConfig"):
+        track_hand_roi(left, right, WIDE, prior, skin_config={"y_min": 3})
+    with pytest.raises(ValueError, match="full_every"):
+        HandRoiTracker(WIDE, full_every=-1)
+    with pytest.raises(ValueError, match="full_every"):
+        HandRoiTracker(WIDE, full_every=True)
+    with pytest.raises(ValueError, match="disparity_px"):
+        HandRoiTracker(WIDE).set_prior(prior, -3.0)
+    with pytest.raises(ConfigError, match="track_downscale"):
+        RoiConfig(track_downscale=3)
+    # A prior entirely outside the image: an empty window, no hand.
+    assert track_hand_roi(left, right, WIDE, (5000.0, 10.0, 20.0, 20.0)) is None
+
+
+def test_quick_hand_roi_searches_the_whole_image_without_a_prior():
+    # A hand far right and a larger "face" on the left border that the right view misses.
+    left, right = _rgb_pair([(520, 80, 80)])
+    left[20:150, 0:100] = SKIN_RGB
+    right[20:150, 0:10] = SKIN_RGB
+    roi = quick_hand_roi(left, right, WIDE)
+    assert roi.source == "quick" and roi.stereo_matched
+    assert np.allclose(roi.candidate.bbox_left, (519.5, 79.5, 80, 120), atol=2.0)
+    assert roi.disparity_px == pytest.approx(80.0, abs=1.0)
+    # = the fast path over a whole-image window with the prior's weight off
+    whole = track_hand_roi(left, right, WIDE, (-0.5, -0.5, 640.0, 240.0),
+                           RoiConfig(weight_prior=0.0))
+    assert roi.score == pytest.approx(whole.score) and roi.left == pytest.approx(whole.left)
+    assert roi.score < track_hand_roi(left, right, WIDE, (-0.5, -0.5, 640.0, 240.0)).score
+    dark = np.full((240, 640, 3), 20, np.uint8)
+    assert quick_hand_roi(dark, dark, WIDE) is None
+    with pytest.raises(TypeError, match="RoiConfig"):
+        quick_hand_roi(left, right, WIDE, config=3)
