@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import sys
 import threading
 import time
@@ -67,6 +68,11 @@ DIAGNOSTICS_PERIOD_S = 1.0
 #: Window of the rate / latency statistics.
 STATS_WINDOW = 30
 _NS_PER_S = 1_000_000_000
+#: Nice value of the background whole-image search thread: on a busy machine the worker
+#: (nice 0) gets the CPU first (CFS weight 1024 against 110 at nice 10, Linux sched docs).
+BACKGROUND_NICE = 10
+#: Disparity of the blank warm-up crop, px (any positive value).
+WARM_UP_DISPARITY_PX = 10.0
 #: Parameters that select the model: changing one reloads it.
 MODEL_KEYS = ("model_path", "device", "handedness", "input_size")
 
@@ -355,10 +361,29 @@ class HandMeshNode(Node):
 
     def _load(self, cfg: StereoNodeConfig) -> HandMeshEstimator:
         est = load_model(cfg.model_path, cfg.device, cfg.handedness, cfg.input_size)
+        self._warm_up(est)
         self.get_logger().info(
             f"model {cfg.model_path or '<default>'} loaded on {cfg.device}: input "
             f"{checkpoint_input_size(est)} px, {resolve_handedness(cfg.handedness)} hand")
         return est
+
+    def _warm_up(self, est: Any) -> None:
+        """Run the ROI search and the network once on a blank pair, so that the first real
+        pair does not pay for lazy imports, allocations and first-call set-up (it would
+        otherwise take several frame periods and drop the pairs behind it)."""
+        if not (hasattr(est, "find_roi") and hasattr(est, "predict_crop")):
+            return
+        from hand_mesh_core.train.batch import roi_stereo_crop
+
+        camera = StereoCamera()   # the default preset's size
+        blank = np.zeros((camera.height, camera.width, 3), np.uint8)
+        try:
+            est.find_roi(blank, blank, camera, fallback="quick")
+            size = checkpoint_input_size(est) or camera.height
+            est.predict_crop(blank, blank, camera, roi_stereo_crop(
+                (0.0, 0.0, float(size), float(size)), WARM_UP_DISPARITY_PX, size))
+        except Exception as exc:  # noqa: BLE001 - warming up is an optimisation only
+            self.get_logger().warning(f"model warm-up failed: {type(exc).__name__}: {exc}")
 
     def _swap_model(self, est: HandMeshEstimator) -> None:
         with self._model_lock:
@@ -560,6 +585,10 @@ class HandMeshNode(Node):
 
     def _redetect(self, est: Any, left: np.ndarray, right: np.ndarray,
                   camera: StereoCamera) -> None:
+        try:   # Linux: a thread is a task with its own nice value
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        except (AttributeError, OSError):   # other systems: same priority as the worker
+            pass
         try:
             hand = est.find_roi(left, right, camera)
         except Exception as exc:  # noqa: BLE001 - a failed search only skips one correction

@@ -50,6 +50,8 @@ GOAL_LATENCY_P99_MS = 80.0
 GOAL_RSS_MB = 1536.0
 #: Width at which --pan-px is given.
 PAN_REF_WIDTH_PX = 640
+#: Indices of the dropped pairs listed in the report (the first ones).
+DROPS_LISTED = 12
 #: Seconds to wait for the last results after publishing stops.
 DRAIN_S = 2.0
 _KB_PER_MB = 1024.0
@@ -208,6 +210,8 @@ def main() -> int:
                 "published": n, "publish_rate_hz": round(n / pub_s, 2),
                 "results": len(got), "output_rate_hz": round(len(got) / pub_s, 2),
                 "dropped": n - len(got),
+                "dropped_pairs_first": [k for k, stamp in enumerate(sent)
+                                        if stamp not in got][:DROPS_LISTED],
                 "latency_ms_median": round(float(np.median(lat)), 1) if len(lat) else None,
                 "latency_ms_p99": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
                 "node_latency_ms_median": d1.get("latency_ms_median"),

@@ -201,3 +201,29 @@ def test_pipeline_find_roi_tracks_and_falls_back(tiny_ckpt):
     assert set(ROI_FALLBACKS) == {"full", "quick", "none"}
     with pytest.raises(ValueError, match="fallback must be one of"):
         est.find_roi(left, right, cam, fallback="fast")
+
+
+def test_loading_warms_the_model_up(ros_context, tiny_ckpt, monkeypatch):
+    calls = []
+    real = HandMeshPipeline.predict_crop
+
+    def counting(self, left, right, camera, crop):
+        calls.append((left.shape, crop.left.out_width))
+        return real(self, left, right, camera, crop)
+
+    monkeypatch.setattr(HandMeshPipeline, "predict_crop", counting)
+    n = _node(ros_context, model_path=tiny_ckpt)
+    try:   # one blank pair through the network at load, at the checkpoint's input size
+        assert len(calls) == 1 and calls[0][1] == TINY_INPUT_PX
+        ok, _ = n.reload_model()
+        assert ok and len(calls) == 2   # a reload warms the new model up too
+    finally:
+        n.destroy_node()
+    # a failing warm-up is only a warning: the model is still loaded
+    monkeypatch.setattr(HandMeshPipeline, "predict_crop",
+                        lambda *a: (_ for _ in ()).throw(RuntimeError("boom")))
+    n = _node(ros_context, model_path=tiny_ckpt)
+    try:
+        assert isinstance(n._estimator, HandMeshPipeline) and not n.model_error
+    finally:
+        n.destroy_node()
