@@ -187,9 +187,12 @@ class _Session:
         self.params = self.io.create_client(SetParameters,
                                             f"{NAMESPACE}/hand_mesh/set_parameters")
         self.handedness = "right"
+        # The demo's frames are unrelated stills (different scenes, then the STB pair), not a
+        # video: tracking the last hand across them would carry a wrong prior, so every pair
+        # gets the full hand search, as the first frame of a real stream does.
         cmd = stereo_node_command(NAMESPACE, INPUT_PREFIX, {
             "model_path": cfg.model, "image_qos": "reliable", "handedness": self.handedness,
-            "min_confidence": cfg.min_confidence})
+            "min_confidence": cfg.min_confidence, "track_roi": False})
         self.proc = NodeProcess(cmd, log_path=str(log_path))
 
     def wait_ready(self) -> None:
