@@ -317,13 +317,7 @@ def dense_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
         (H, W) float32 disparity, full-resolution px; 0 where unknown.
     """
     config = _check_config(config)
-    expected = (camera.height, camera.width, 3)
-    for name, image in (("left", left), ("right", right)):
-        if not isinstance(image, np.ndarray):
-            raise TypeError(f"{name} must be a numpy array, got {type(image).__name__}")
-        if image.shape != expected or image.dtype != np.uint8:
-            raise ValueError(f"{name} must be {expected} uint8 RGB (the camera size), got "
-                             f"{image.shape} {image.dtype}")
+    _check_pair(left, right, camera)
     scale = config.stereo_downscale
     grey = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right)]
     for _ in range(int(np.log2(scale))):

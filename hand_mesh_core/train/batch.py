@@ -185,7 +185,28 @@ def collate_cropped(items: Sequence[CroppedSample]) -> TrainBatch:
         index=torch.tensor([i.index for i in items], dtype=torch.int64))
 
 
-class CroppedDataset(torch.utils.data.Dataset):
+class EpochSeededDataset(torch.utils.data.Dataset):
+    """Base of the training datasets whose random crop jitter changes every epoch.
+
+    The epoch lives in shared memory: DataLoader worker processes (forked or spawned,
+    persistent) see the epoch set in the main process, so the jitter draw changes every epoch.
+    Subclasses call ``super().__init__()`` and seed item ``i`` with ``(seed, i, self.epoch)``.
+    """
+
+    def __init__(self) -> None:
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the jitter draw (call once per epoch, before iterating)."""
+        self._epoch.fill_(int(epoch))
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch (selects the jitter draw)."""
+        return int(self._epoch)
+
+
+class CroppedDataset(EpochSeededDataset):
     """Wraps a dataset of :class:`StereoSample` and cuts each to the network input.
 
     Args:
@@ -206,21 +227,10 @@ class CroppedDataset(torch.utils.data.Dataset):
         self.margin_frac = margin_frac
         self.jitter = jitter
         self.seed = seed
-        # Shared memory: DataLoader worker processes (forked or spawned, persistent) see the
-        # epoch set in the main process, so the jitter draw changes every epoch.
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        super().__init__()
 
     def __len__(self) -> int:
         return len(self.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the jitter draw (call once per epoch, before iterating)."""
-        self._epoch.fill_(int(epoch))
-
-    @property
-    def epoch(self) -> int:
-        """The current epoch (selects the jitter draw)."""
-        return int(self._epoch)
 
     def __getitem__(self, index: int) -> CroppedSample:
         s: StereoSample = self.samples[index]

@@ -26,7 +26,8 @@ import torch
 
 from hand_mesh_core.geometry.camera import StereoCamera
 from hand_mesh_core.geometry.crop import CropTransform, StereoCrop
-from hand_mesh_core.train.batch import CroppedSample, CropJitter, gt_stereo_crop
+from hand_mesh_core.train.batch import (CroppedSample, CropJitter, EpochSeededDataset,
+                                        gt_stereo_crop)
 
 __all__ = ["CropCacheSpec", "write_crop_cache", "merge_crop_caches", "CropCache",
            "CropCacheDataset",
@@ -268,7 +269,7 @@ def _resample(image: np.ndarray, src: CropTransform, dst: CropTransform) -> np.n
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-class CropCacheDataset(torch.utils.data.Dataset):
+class CropCacheDataset(EpochSeededDataset):
     """Training crops cut from a :class:`CropCache` (yields
     :class:`~hand_mesh_core.train.batch.CroppedSample`, like ``CroppedDataset``).
 
@@ -289,21 +290,10 @@ class CropCacheDataset(torch.utils.data.Dataset):
         self.margin_frac = float(margin_frac)
         self.jitter = jitter
         self.seed = int(seed)
-        # Shared memory: DataLoader worker processes (forked or spawned, persistent) see the
-        # epoch set in the main process, so the jitter draw changes every epoch.
-        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        super().__init__()
 
     def __len__(self) -> int:
         return len(self.cache)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the jitter draw (call once per epoch, before iterating)."""
-        self._epoch.fill_(int(epoch))
-
-    @property
-    def epoch(self) -> int:
-        """The current epoch (selects the jitter draw)."""
-        return int(self._epoch)
 
     def __getitem__(self, index: int) -> CroppedSample:
         c = self.cache
