@@ -191,6 +191,19 @@ class ConfigBase:
         """Cross-field checks; override and raise :class:`ConfigError`."""
 
     @classmethod
+    def resolve(cls: type[C], config: Any, name: str = "config") -> C:
+        """``config`` itself, or the defaults when it is None.
+
+        Raises:
+            TypeError: ``config`` is neither None nor a ``cls`` (names the expected class).
+        """
+        if config is None:
+            return cls()
+        if not isinstance(config, cls):
+            raise TypeError(f"{name} must be a {cls.__name__}, got {type(config).__name__}")
+        return config
+
+    @classmethod
     def field_names(cls) -> list[str]:
         """The valid keys, in declaration order."""
         return [f.name for f in dataclasses.fields(cls)]

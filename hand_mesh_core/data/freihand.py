@@ -161,9 +161,7 @@ class FreiHandDataset(torch.utils.data.Dataset):
 
     def __init__(self, root: str | Path, config: FreiHandConfig | None = None,
                  hand_model: torch.nn.Module | None = None) -> None:
-        self.config = FreiHandConfig() if config is None else config
-        if not isinstance(self.config, FreiHandConfig):
-            raise TypeError(f"config must be a FreiHandConfig, got {type(self.config).__name__}")
+        self.config = FreiHandConfig.resolve(config)
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"FreiHAND root is not a directory: {self.root}")

@@ -195,14 +195,6 @@ def box_iou(a: Box, b: Box) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def _check_config(config: RoiConfig | None) -> RoiConfig:
-    if config is None:
-        return RoiConfig()
-    if not isinstance(config, RoiConfig):
-        raise TypeError(f"config must be a RoiConfig, got {type(config).__name__}")
-    return config
-
-
 def _check_box(box: Box, name: str) -> Box:
     if len(box) != 4:
         raise ValueError(f"{name} must be (x0, y0, width, height), got {box!r}")
@@ -316,7 +308,7 @@ def dense_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     Returns:
         (H, W) float32 disparity, full-resolution px; 0 where unknown.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     _check_pair(left, right, camera)
     scale = config.stereo_downscale
     grey = [cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in (left, right)]
@@ -362,7 +354,7 @@ def depth_layers(blob: np.ndarray, disparity: np.ndarray, fx_baseline: float,
     Returns:
         ``[(layer_mask (h, w) bool, peak disparity px), ...]``, most populated first.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     if blob.shape != disparity.shape or blob.ndim != 2:
         raise ValueError(f"blob and disparity must be the same (h, w), got {blob.shape} and "
                          f"{disparity.shape}")
@@ -420,7 +412,7 @@ def split_forearm(blob: np.ndarray, px_per_m: float, config: RoiConfig | None = 
     Returns:
         (h, w) bool hand piece (its largest component), or None when there is no wrist.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     if blob.ndim != 2:
         raise ValueError(f"blob must be (h, w), got {blob.shape}")
     if px_per_m <= 0:
@@ -496,7 +488,7 @@ def score_candidates(mask_left: np.ndarray, mask_right: np.ndarray, camera: Ster
     Returns:
         Candidates, best score first.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     expected = (camera.height, camera.width)
     if mask_left.shape != expected or mask_right.shape != expected:
         raise ValueError(f"masks must be {expected} (the camera size), got {mask_left.shape} "
@@ -684,7 +676,7 @@ def find_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     Returns:
         The hand's ROI, or None when no blob scores ``min_score``.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     have_images = isinstance(left, np.ndarray) and isinstance(right, np.ndarray)
     disparity = (dense_disparity(left, right, camera, config)
                  if config.dense_stereo and have_images else None)
@@ -778,7 +770,7 @@ def roi_from_box(left: np.ndarray, right: np.ndarray, camera: StereoCamera, box:
         box: ``(x0, y0, w, h)`` of the hand in the left image, px.
         config, skin_config, masks: as in :func:`find_hand_roi`.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     box = _check_box(box, "box")
     mask_l, mask_r = _masks(left, right, masks, skin_config)
     H, W = mask_l.shape
@@ -874,7 +866,7 @@ def track_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera, pr
         The ROI (``source`` "track", stereo matched), or None when no stereo-matched blob of
         the window scores ``min_score``.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     prior = _check_box(prior, "prior")
     _check_pair(left, right, camera)
     fb = camera.fx_baseline
@@ -963,7 +955,7 @@ def quick_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     Returns:
         The ROI (``source`` "quick", stereo matched) or None.
     """
-    config = _check_config(config)
+    config = RoiConfig.resolve(config)
     # The window (a square of at least the prior's long side, same centre) covers the image.
     whole = (-0.5, -0.5, float(camera.width), float(camera.height))
     roi = track_hand_roi(left, right, camera, whole, _without_prior(config), skin_config)
@@ -994,7 +986,7 @@ class HandRoiTracker:
         if isinstance(full_every, bool) or not isinstance(full_every, int) or full_every < 0:
             raise ValueError(f"full_every must be an int >= 0, got {full_every!r}")
         self.camera = camera
-        self.config = _check_config(config)
+        self.config = RoiConfig.resolve(config)
         self.skin_config = skin_config
         self.full_every = full_every
         self.prior: Box | None = None

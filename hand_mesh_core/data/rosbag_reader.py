@@ -161,9 +161,7 @@ class RosbagStereoReader(torch.utils.data.IterableDataset):
         from rosbags.rosbag2 import Reader
         from rosbags.typesys import Stores, get_typestore
 
-        self.config = RosbagConfig() if config is None else config
-        if not isinstance(self.config, RosbagConfig):
-            raise TypeError(f"config must be a RosbagConfig, got {type(self.config).__name__}")
+        self.config = RosbagConfig.resolve(config)
         if handedness not in HANDEDNESS_CHOICES:
             raise ValueError(f"handedness must be one of {list(HANDEDNESS_CHOICES)}, "
                              f"got {handedness!r}")

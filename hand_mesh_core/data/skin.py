@@ -35,14 +35,6 @@ def _check_image(image: np.ndarray, name: str = "image") -> None:
         raise ValueError(f"{name} must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
 
 
-def _check_config(config: SkinConfig | None) -> SkinConfig:
-    if config is None:
-        return SkinConfig()
-    if not isinstance(config, SkinConfig):
-        raise TypeError(f"config must be a SkinConfig, got {type(config).__name__}")
-    return config
-
-
 @dataclass(frozen=True)
 class SkinModel:
     """A Gaussian skin-colour model in (Cr, Cb).
@@ -65,7 +57,7 @@ class SkinModel:
 def skin_box_mask(image: np.ndarray, config: SkinConfig | None = None) -> np.ndarray:
     """Pixels inside the YCrCb skin box. (H, W, 3) uint8 RGB -> (H, W) bool."""
     _check_image(image)
-    config = _check_config(config)
+    config = SkinConfig.resolve(config)
     ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
     lo = (config.y_min, config.cr_range[0], config.cb_range[0])
     hi = (255, config.cr_range[1], config.cb_range[1])
@@ -158,7 +150,7 @@ def skin_mask(image: np.ndarray, config: SkinConfig | None = None,
 
 def _masks(images: list[np.ndarray], config: SkinConfig | None,
            model: SkinModel | None) -> list[np.ndarray]:
-    config = _check_config(config)
+    config = SkinConfig.resolve(config)
     for i, image in enumerate(images):
         _check_image(image, f"image {i}")
     if model is not None and not isinstance(model, SkinModel):
@@ -182,7 +174,7 @@ class SkinSegmenter:
     """
 
     def __init__(self, config: SkinConfig | None = None) -> None:
-        self.config = _check_config(config)
+        self.config = SkinConfig.resolve(config)
         self.model: SkinModel | None = None
 
     def calibrate(self, images: list[np.ndarray], masks: list[np.ndarray]) -> SkinModel | None:

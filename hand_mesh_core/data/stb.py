@@ -143,9 +143,7 @@ class StbLabel:
 class _StbBase(torch.utils.data.Dataset):
     def __init__(self, root: str | Path, config: StbConfig | None = None,
                  sequences: tuple[str, ...] | None = None) -> None:
-        self.config = StbConfig() if config is None else config
-        if not isinstance(self.config, StbConfig):
-            raise TypeError(f"config must be a StbConfig, got {type(self.config).__name__}")
+        self.config = StbConfig.resolve(config)
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"STB root is not a directory: {self.root}")

@@ -31,14 +31,6 @@ __all__ = ["StereoCropSample", "stereo_crop_from_box", "stereo_crop_from_roi",
            "triangulate_crops"]
 
 
-def _check_config(config: StereoCropConfig | None) -> StereoCropConfig:
-    if config is None:
-        return StereoCropConfig()
-    if not isinstance(config, StereoCropConfig):
-        raise TypeError(f"config must be a StereoCropConfig, got {type(config).__name__}")
-    return config
-
-
 @dataclass(frozen=True)
 class StereoCropSample:
     """Network-sized crops of a rectified pair.
@@ -78,7 +70,7 @@ def stereo_crop_from_box(box: Box, shift_px: float, config: StereoCropConfig | N
         shift_px: right window offset (expected disparity), px, >= 0.
         config: output size and minimum window side.
     """
-    config = _check_config(config)
+    config = StereoCropConfig.resolve(config)
     if len(box) != 4 or not np.all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
         raise ValueError(f"box must be finite (x0, y0, width, height) with positive size, "
                          f"got {box!r}")

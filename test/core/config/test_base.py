@@ -124,3 +124,11 @@ def test_yaml_errors(tmp_path):
     unknown.write_text("nope: 1\n")
     with pytest.raises(ConfigError, match=r"unknown.yaml: Outer: unknown key"):
         Outer.from_yaml(unknown)
+
+
+def test_resolve_defaults_identity_and_type_error():
+    assert Outer.resolve(None) == Outer()
+    cfg = Outer(count=9)
+    assert Outer.resolve(cfg) is cfg
+    with pytest.raises(TypeError, match="roi must be a Outer, got Inner"):
+        Outer.resolve(Inner(), name="roi")
