@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import math
+
 import numpy as np
 
 from hand_mesh_core.geometry.camera import StereoCamera
@@ -23,7 +25,8 @@ class HandMeshResult:
         vertices_m: (V, 3) float32 mesh vertices, metres, left optical frame.
         joints_m: (21, 3) float32 joints, metres, left optical frame, canonical order.
         faces: (F, 3) int32 triangle indices, counter-clockwise seen from outside.
-        confidence: in [0, 1], from left-right consistency.
+        confidence: in [0, 1], from left-right consistency; NaN for monocular inference
+            (one image: no consistency to measure).
         handedness: "left" or "right".
         uv_left: (V, 2) float32 vertex pixels in the full left image.
         roi_left: (x0, y0, width, height) of the left crop in full-image px.
@@ -97,6 +100,13 @@ class HandMeshPipeline:
 
     Implements :class:`HandMeshEstimator`.
 
+    Monocular inference (the paper's z-head variant, ``depth_mode="mono"``): the network runs on
+    the LEFT crop only (:meth:`~hand_mesh_core.model.network.HandMeshNet.forward_mono`), its
+    depth from the z-head; the right image is never read by the network. The hand ROI
+    (:meth:`find_roi`: skin + stereo search, or an external box whose disparity it measures)
+    still looks at both images to find the hand and size the crop; pass ``roi`` and use
+    :meth:`predict_crop` with a given crop to run on one image alone.
+
     Args:
         model: the trained network (eval mode is set here).
         handedness: "right" or "left": the hand in the images. The network is trained on
@@ -107,10 +117,18 @@ class HandMeshPipeline:
             (``HandModel.faces_for("left")``). Derivation: :mod:`hand_mesh_core.model.mirror`.
         device: torch device for inference.
         roi_config: settings of the skin/stereo hand ROI (``hand_mesh_core.data.config``).
+        monocular: run the network on the left image only (see above). None (default): auto,
+            True when the network has a z-head (``depth_mode="mono"``). False on a z-head
+            network runs its binocular forward (both branches, depth from the left branch's
+            z-head, left-right confidence).
+
+    Raises:
+        TypeError: ``model`` is not a HandMeshNet.
+        ValueError: unknown ``handedness``; ``monocular=True`` on a network without a z-head.
     """
 
     def __init__(self, model: Any, handedness: str = "right", device: str = "cpu",
-                 roi_config: Any = None) -> None:
+                 roi_config: Any = None, monocular: bool | None = None) -> None:
         import torch
 
         from hand_mesh_core.data.types import HANDEDNESS_CHOICES
@@ -121,6 +139,16 @@ class HandMeshPipeline:
         if handedness not in HANDEDNESS_CHOICES:
             raise ValueError(f"handedness must be one of {list(HANDEDNESS_CHOICES)}, "
                              f"got {handedness!r}")
+        if monocular is None:
+            monocular = model.z_head is not None
+        elif not isinstance(monocular, bool):
+            raise TypeError(f"monocular must be True, False or None (auto), got "
+                            f"{type(monocular).__name__}")
+        elif monocular and model.z_head is None:
+            raise ValueError("monocular=True needs a z-head network (depth_mode='mono'); this "
+                             f"one has depth_mode={model.config.depth_mode!r}: use "
+                             "monocular=False or None (auto)")
+        self.monocular = monocular
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.handedness = handedness
@@ -197,7 +225,10 @@ class HandMeshPipeline:
         left hand the network sees the mirrored pair through the mirrored crop, which samples
         exactly the flipped and swapped crops (:func:`~hand_mesh_core.model.mirror.
         mirror_stereo_crop`), and the mesh comes back in this pair's left optical frame.
+        Monocular pipelines (:attr:`monocular`) read only ``left`` and ``crop.left``.
         """
+        if self.monocular:
+            return self._predict_crop_mono(left, camera, crop)
         import torch
 
         from hand_mesh_core.geometry.projection import project
@@ -233,6 +264,48 @@ class HandMeshPipeline:
             confidence=float(out.confidence[0]), handedness=self.handedness,
             uv_left=uv_left.numpy(), roi_left=roi_left)
 
+    def _predict_crop_mono(self, left: np.ndarray, camera: StereoCamera, crop: Any
+                           ) -> HandMeshResult:
+        """The z-head network on the left window of ``crop`` of the left image alone.
+
+        A left hand: the flipped left image is the camera C' of the mirrored world
+        (``cx' = W - 1 - cx``, coordinates ``x_C' = -x_L``; :mod:`hand_mesh_core.model.mirror`,
+        step 1) showing a right hand; the flipped left window samples exactly the flipped crop
+        (step 4), and the mesh comes back with ``x -> -x``.
+        """
+        import torch
+
+        from hand_mesh_core.geometry.crop import StereoCrop
+        from hand_mesh_core.geometry.projection import project
+        from hand_mesh_core.model.decode import CropBatch
+        from hand_mesh_core.model.mirror import mirror_camera, mirror_stereo_crop
+
+        window = crop.left
+        roi_left = (window.x0, window.y0, window.width, window.height)
+        image, net_camera = left, camera
+        if self.handedness == "left":
+            image = np.ascontiguousarray(left[:, ::-1])
+            net_camera = mirror_camera(camera)
+            # the mirrored left window: a zero-shift pair's left window, mirrored
+            window = mirror_stereo_crop(StereoCrop(window, 0.0), camera.width).left
+        lc = window.apply(image)
+        with torch.inference_mode():
+            out = self.model.forward_mono(
+                torch.from_numpy(np.ascontiguousarray(lc.transpose(2, 0, 1)))[None].to(
+                    self.device), CropBatch.from_crops([window]),
+                net_camera.K_tensor(device=self.device), "left")
+        vertices = out.vertices[0].float().cpu()
+        joints = out.joints[0].float().cpu()
+        uv_left = out.uv_left[0].float().cpu()
+        if self.handedness == "left":
+            flip_x = torch.tensor([-1.0, 1.0, 1.0])  # camera C' -> this pair's left frame
+            vertices, joints = vertices * flip_x, joints * flip_x
+            uv_left = project(vertices[None], camera.K_tensor())[0]
+        return HandMeshResult(
+            vertices_m=vertices.numpy(), joints_m=joints.numpy(), faces=self.faces,
+            confidence=math.nan, handedness=self.handedness, uv_left=uv_left.numpy(),
+            roi_left=roi_left)
+
     def predict(self, left: np.ndarray, right: np.ndarray, camera: StereoCamera,
                 roi: tuple[float, float, float, float] | None = None
                 ) -> HandMeshResult | None:
@@ -245,7 +318,8 @@ class HandMeshPipeline:
 
 
 def load_estimator(model_path: str | Path | None = None, device: str = "cpu",
-                   handedness: str = "right") -> HandMeshPipeline:
+                   handedness: str = "right", monocular: bool | None = None
+                   ) -> HandMeshPipeline:
     """Load a :class:`HandMeshPipeline` from a safetensors checkpoint.
 
     Args:
@@ -254,6 +328,8 @@ def load_estimator(model_path: str | Path | None = None, device: str = "cpu",
         device: "cpu", "cuda", "cuda:N".
         handedness: the hand in the images, "right" or "left" (left pairs are mirrored
             for the right-hand network, see :class:`HandMeshPipeline`).
+        monocular: left image only (z-head networks); None = auto (a z-head checkpoint runs
+            monocular), see :class:`HandMeshPipeline`.
 
     Raises:
         FileNotFoundError: the checkpoint (or the shipped default) is missing.
@@ -268,7 +344,7 @@ def load_estimator(model_path: str | Path | None = None, device: str = "cpu",
                 f"the default checkpoint {model_path} is not installed; train one with "
                 "`hand-mesh pretrain` and pass its path")
     model, _ = load_checkpoint(model_path, device=device)
-    return HandMeshPipeline(model, handedness=handedness, device=device)
+    return HandMeshPipeline(model, handedness=handedness, device=device, monocular=monocular)
 
 
 class KnownHandednessEstimator:
@@ -297,7 +373,7 @@ class KnownHandednessEstimator:
         other = "left" if pipeline.handedness == "right" else "right"
         self.pipelines = {pipeline.handedness: pipeline,
                           other: HandMeshPipeline(pipeline.model, other, str(pipeline.device),
-                                                  pipeline.roi_config)}
+                                                  pipeline.roi_config, pipeline.monocular)}
         self._samples = list(samples)  # keeps the arrays (and so their ids) alive
         self._handedness = {id(s.left): s.handedness for s in self._samples}
 

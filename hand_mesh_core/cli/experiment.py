@@ -1,6 +1,8 @@
 """``hand-mesh experiment table1|table2``: reproduce the paper's tables on synthetic domains.
 
-Pretrains on the source domain, adapts on the target domain (one run per row) and evaluates
+Pretrains on the source domain (or starts from ``pretrained_checkpoint``), trains each row's
+model on the target domain (table1: none, binocular self-supervised, monocular z-head
+self-supervised, supervised oracle; table2: binocular with one loss dropped per row) and evaluates
 every row on a held-out target test split; writes ``<table>.json``, ``<table>.md`` (ready for
 docs/results.md) and a PCK plot to ``--out``.
 """
@@ -28,8 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: runs/experiments)")
     parser.add_argument("--device", default=None, help="torch device (overrides the config)")
     parser.add_argument("--rows", default=None,
-                        help="comma-separated row keys to run (default: every row), e.g. "
-                             "test_directly,self_supervised_binocular")
+                        help="comma-separated row keys to run (default: every row); table1: "
+                             "test_directly, self_supervised_binocular, "
+                             "self_supervised_monocular (z-head, tested on the left image "
+                             "only), supervised_oracle (fine-tuned on target labels); table2: "
+                             "self_supervised_binocular, without_<loss>")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved configuration as YAML and exit")
 

@@ -7,16 +7,20 @@ of the *target* domain (``target_lab``), evaluate on a held-out labelled target 
 Rows:
 
 * ``table1``: ``test_directly`` (the pretrained model, no adaptation),
-  ``self_supervised_binocular`` (the paper's method), ``self_supervised_monocular`` (adaptation
-  of the monocular z-head variant), ``supervised_oracle`` (adaptation *with* target labels:
-  an upper bound).
+  ``self_supervised_binocular`` (the paper's method), ``self_supervised_monocular`` (the
+  pretrained network given a zero-initialised z-head, :func:`~hand_mesh_core.model.network.
+  with_z_head`, adapted with the same stereo losses on unlabelled pairs, then tested on the
+  LEFT image alone), ``supervised_oracle`` (the pretrained network fine-tuned *with* the target
+  training labels, same steps and batch: an upper bound).
 * ``table2``: ``self_supervised_binocular`` with every loss, then one row per loss with that loss
   dropped (``without_<loss>``).
 
 Training, data generation and model loading go through an :class:`ExperimentBackend`; the
 default one (:func:`default_backend`) calls ``hand_mesh_core.train`` and
-``hand_mesh_core.data.synth``. Everything else (row lists, config validation, JSON and markdown)
-is independent of training and tested with a test-double backend.
+``hand_mesh_core.data.synth``. Only the ``supervised`` training mode reads target labels; the
+self-supervised ones go through :func:`hand_mesh_core.train.adapt.adapt`, which drops them.
+Everything else (row lists, config validation, JSON and markdown) is independent of training and
+tested with a test-double backend.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ from hand_mesh_core.pipeline import (HandMeshEstimator, HandMeshPipeline,
 __all__ = [
     "TABLES", "PRESETS", "TRAIN_MODES", "ROW_LABELS", "ExperimentConfig", "RowSpec",
     "RowResult", "TableResult", "ExperimentBackend", "table_rows", "run_table",
-    "render_markdown", "default_backend", "BackendUnavailable",
+    "render_markdown", "default_backend", "BackendUnavailable", "Z_HEAD_START_NAME",
 ]
 
 #: The reproducible tables.
@@ -470,14 +474,50 @@ class _SynthSequence(Sequence[StereoSample]):
         return self._cache[index]
 
 
+#: File stem of the monocular row's starting checkpoint (the pretrained network + zero z-head).
+Z_HEAD_START_NAME = "z_head_start"
+
+
+class _RightHanded(Sequence[StereoSample]):
+    """``data`` with left-hand pairs mirrored into right-hand pairs (labels included,
+    :func:`~hand_mesh_core.model.mirror.mirror_sample`), on access: the network is a
+    right-hand network."""
+
+    def __init__(self, data: Sequence[StereoSample]) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> StereoSample:  # type: ignore[override]
+        from hand_mesh_core.model.mirror import mirror_sample
+
+        sample = self.data[index]
+        return mirror_sample(sample) if sample.handedness == "left" else sample
+
+
 class _DefaultBackend:
     """Wires :func:`run_table` to ``hand_mesh_core.train`` and ``hand_mesh_core.data.synth``.
 
-    Wired: data (:class:`~hand_mesh_core.data.synth.generator.SynthGenerator`), pretraining
-    (:func:`hand_mesh_core.train.pretrain.pretrain`), binocular self-supervised adaptation with
-    optional dropped loss (:func:`hand_mesh_core.train.adapt.adapt`), loading
-    (:func:`hand_mesh_core.pipeline.load_estimator`). TODO(train): the monocular z-head and the
-    supervised-oracle rows raise :class:`BackendUnavailable` until their training exists.
+    Data: :class:`~hand_mesh_core.data.synth.generator.SynthGenerator`. Pretraining:
+    :func:`hand_mesh_core.train.pretrain.pretrain`. Training modes (:meth:`adapt`):
+
+    * ``binocular``: self-supervised adaptation (:func:`hand_mesh_core.train.adapt.adapt`,
+      optional dropped loss); the guard's refusal keeps the pretrained checkpoint.
+    * ``monocular``: the pretrained network gets a zero z-head
+      (:func:`~hand_mesh_core.model.network.with_z_head`; a z-head checkpoint is used as is),
+      saved as ``z_head_start.safetensors``, then the same adaptation (same six stereo losses;
+      the guard's held-out photometric residual is computed from both branches of the
+      binocular forward). The guard's refusal keeps the converted START checkpoint, so the row
+      always measures a monocular model.
+    * ``supervised`` (oracle): :func:`~hand_mesh_core.train.pretrain.pretrain` started from the
+      pretrained weights (``init_weights``) on the LABELLED target training pairs (left hands
+      mirrored into right hands, as adaptation and inference do), ``adapt_steps`` steps of
+      ``batch_size``, the adaptation learning rate (``AdaptConfig.lr``), no warm-up. The only
+      mode that reads target labels.
+
+    Loading: :func:`hand_mesh_core.pipeline.load_estimator`, monocular (left image only) for
+    the ``monocular`` mode and binocular for the others.
     """
 
     @staticmethod
@@ -495,7 +535,12 @@ class _DefaultBackend:
         return getattr(mod, attr)
 
     def check(self, train_modes: tuple[str, ...]) -> None:
-        """Raise :class:`BackendUnavailable` now if a step of these rows cannot run."""
+        """Fail now, before any training, if a step of rows with these training modes cannot run.
+
+        Raises:
+            BackendUnavailable: pretraining, loading or a mode's training code is missing.
+            ValueError: an unknown mode (allowed: :data:`TRAIN_MODES`).
+        """
         self._need("hand_mesh_core.train.pretrain", "pretrain")
         self._need("hand_mesh_core.pipeline", "load_estimator")
         for mode in train_modes:
@@ -522,6 +567,19 @@ class _DefaultBackend:
 
     def adapt(self, checkpoint: Any, data: Sequence[StereoSample], mode: str,
               drop_loss: str | None, config: ExperimentConfig, out_dir: Path) -> Any:
+        """Train the row's model from ``checkpoint`` (see the class docstring); returns the
+        path of the checkpoint to measure.
+
+        Raises:
+            ValueError: unknown ``mode`` (allowed: the :data:`TRAIN_MODES` other than
+                "none"), or a ``drop_loss`` with the supervised mode.
+            BackendUnavailable: the mode's training code is missing.
+        """
+        if mode == "supervised":
+            if drop_loss is not None:
+                raise ValueError(f"drop_loss must be None for the supervised mode (it has no "
+                                 f"self-supervised losses), got {drop_loss!r}")
+            return self._finetune_supervised(checkpoint, data, config, out_dir)
         adapt = self._adapt_fn(mode)
         adapt_config = self._need("hand_mesh_core.train.config", "AdaptConfig")
         loss_weights = self._need("hand_mesh_core.losses.total", "LossWeights")
@@ -536,28 +594,63 @@ class _DefaultBackend:
                            eval_every=min(defaults.eval_every, config.adapt_steps),
                            patience=config.adapt_patience or defaults.patience)
         pretrained, _ = load_checkpoint(checkpoint, device="cpu")
-        result = adapt(cfg, pretrained, data, out_dir / f"adapt_{mode}_{drop_loss or 'all'}",
+        run_dir = out_dir / f"adapt_{mode}_{drop_loss or 'all'}"
+        start = checkpoint
+        if mode == "monocular" and pretrained.z_head is None:
+            pretrained = self._need("hand_mesh_core.model.network", "with_z_head")(pretrained)
+            save_checkpoint = self._need("hand_mesh_core.model.checkpoint", "save_checkpoint")
+            start = save_checkpoint(
+                run_dir / f"{Z_HEAD_START_NAME}.safetensors", pretrained,
+                training_data=f"binocular checkpoint {checkpoint} + zero z-head (no training)",
+                extra={"stage": "z_head_start", "from_checkpoint": str(checkpoint)})
+        result = adapt(cfg, pretrained, data, run_dir,
                        training_data=f"synth/{config.target_domain} x{len(data)} unlabelled, "
                                      f"seed {config.seed}")
         print(f"[{mode}, drop {drop_loss}] {result.message}")
+        if result.checkpoint is None and start is not checkpoint:
+            print(f"[{mode}, drop {drop_loss}] the row measures the z-head start {start}")
         # The guard writes no checkpoint when adaptation did not help: the row then measures
-        # the pretrained model, as the adapted pipeline would ship it.
-        return result.checkpoint if result.checkpoint is not None else checkpoint
+        # its starting model (the pretrained one; for "monocular" the converted z-head one),
+        # as the adapted pipeline would ship it.
+        return result.checkpoint if result.checkpoint is not None else start
+
+    def _finetune_supervised(self, checkpoint: Any, data: Sequence[StereoSample],
+                             config: ExperimentConfig, out_dir: Path) -> Any:
+        """The oracle: supervised fine-tuning on the labelled target pairs (class docstring)."""
+        pretrain = self._adapt_fn("supervised")
+        pretrain_config = self._need("hand_mesh_core.train.config", "PretrainConfig")
+        adapt_config = self._need("hand_mesh_core.train.config", "AdaptConfig")
+        read_info = self._need("hand_mesh_core.model.checkpoint", "read_checkpoint_info")
+        cfg = pretrain_config(network=read_info(checkpoint).network, steps=config.adapt_steps,
+                              batch_size=config.batch_size, lr=adapt_config().lr,
+                              warmup_steps=0, seed=config.seed, device=config.device)
+        result = pretrain(cfg, _RightHanded(data), out_dir / "adapt_supervised",
+                          init_weights=checkpoint,
+                          training_data=f"synth/{config.target_domain} x{len(data)} LABELLED "
+                                        f"(oracle), seed {config.seed}, from {checkpoint}")
+        print(f"[supervised] fine-tuned {result.steps} steps on target labels: loss "
+              f"{result.first_loss:.4f} -> {result.final_loss:.4f}; wrote {result.checkpoint}")
+        return result.checkpoint
 
     def _adapt_fn(self, mode: str) -> Any:
+        """The training entry point of ``mode`` (raises :class:`BackendUnavailable`)."""
         if mode == "binocular":
             return self._need("hand_mesh_core.train.adapt", "adapt")
-        # TODO(train): the monocular z-head adaptation and the supervised target fine-tuning
-        # (oracle) have no training entry point yet; wire them here when they exist.
-        raise BackendUnavailable(f"no training entry point for the {mode!r} rows yet (TODO in "
-                                 "eval.experiments._DefaultBackend._adapt_fn); run the other "
-                                 "rows with ExperimentConfig.rows / --rows")
+        if mode == "monocular":
+            self._need("hand_mesh_core.model.network", "with_z_head")
+            return self._need("hand_mesh_core.train.adapt", "adapt")
+        if mode == "supervised":
+            return self._need("hand_mesh_core.train.pretrain", "pretrain")
+        raise ValueError(f"mode must be one of {[m for m in TRAIN_MODES if m != 'none']}, "
+                         f"got {mode!r}")
 
     def load(self, checkpoint: Any, mode: str, device: str) -> HandMeshEstimator:
+        """The row's pipeline: monocular (left image only) for ``mode="monocular"``."""
         load_estimator = self._need("hand_mesh_core.pipeline", "load_estimator")
-        return load_estimator(checkpoint, device)
+        return load_estimator(checkpoint, device, monocular=mode == "monocular")
 
 
 def default_backend() -> ExperimentBackend:
-    """The backend that trains for real (see the TODO in :class:`_DefaultBackend`)."""
+    """The backend that trains for real: every row of both tables (see
+    :class:`_DefaultBackend` for what each training mode runs)."""
     return _DefaultBackend()

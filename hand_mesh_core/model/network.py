@@ -11,10 +11,12 @@ network outputs the template prior.
 - ``depth_mode="mono"`` (the paper's z-head): each branch also regresses a root depth
   ``z_root = mono_depth_ref_m * fx / window_px * exp(s)`` and per-vertex offsets
   ``rel_depth_scale_m * r_i``; it is trained with the same stereo losses and at test time runs on
-  one image (:meth:`HandMeshNet.forward_mono`).
+  one image (:meth:`HandMeshNet.forward_mono`). :func:`with_z_head` turns a trained binocular
+  network into a z-head one (every weight kept, zero z-head) to start that training from.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +29,7 @@ from hand_mesh_core.model.config import NetworkConfig
 from hand_mesh_core.model.decode import CropBatch, decode_mono, decode_stereo
 from hand_mesh_core.model.topology import HandTopology
 
-__all__ = ["HandMeshNet", "HandNetOutput", "BranchOutput", "template_uv_prior"]
+__all__ = ["HandMeshNet", "HandNetOutput", "BranchOutput", "template_uv_prior", "with_z_head"]
 
 
 def template_uv_prior(template_vertices: torch.Tensor, input_size: int, fill: float
@@ -232,3 +234,43 @@ class HandMeshNet(nn.Module):
         verts, uv = decode_mono(out.uv_crop, depth, crops, K, view)
         return HandNetOutput(verts, self.joints_from_vertices(verts), None, out.uv_crop, uv,
                              None, None, depth, None)
+
+
+def with_z_head(model: HandMeshNet) -> HandMeshNet:
+    """A z-head (``depth_mode="mono"``) copy of a binocular network, every weight kept.
+
+    The copy shares nothing with ``model`` (deep copy): same backbone, ``uv_head``, buffers,
+    device, dtype and train/eval mode, plus a zero-initialised ``z_head`` (as a fresh
+    ``depth_mode="mono"`` network has). So its per-branch ``(u, v)`` equal the original's, and
+    its depth starts at the z-head prior: every vertex at
+    ``z = mono_depth_ref_m * fx / window_px`` (``window_px = input_size / crop scale_x``), the
+    starting point of the paper's monocular row ("trained with the same stereo losses"). Its
+    state dict (and so its checkpoint) is the one of ``HandMeshNet(config.replace(
+    depth_mode="mono"), topology)``.
+
+    Args:
+        model: a ``depth_mode="stereo"`` network (a DDP wrapper is unwrapped).
+
+    Returns:
+        The new network.
+
+    Raises:
+        TypeError: ``model`` is not a :class:`HandMeshNet`.
+        ValueError: ``model`` already has a z-head (``depth_mode="mono"``).
+    """
+    model = getattr(model, "module", model)
+    if not isinstance(model, HandMeshNet):
+        raise TypeError(f"model must be a HandMeshNet, got {type(model).__name__}")
+    if model.z_head is not None:
+        raise ValueError("with_z_head needs a depth_mode='stereo' network; this one has "
+                         f"depth_mode={model.config.depth_mode!r} (it already has a z-head)")
+    out = copy.deepcopy(model)
+    out.config = model.config.replace(depth_mode="mono")
+    ref = model.uv_head.weight
+    z_head = nn.Linear(out.config.feature_dim, 1 + out.num_vertices, device=ref.device,
+                       dtype=ref.dtype)
+    nn.init.zeros_(z_head.weight)
+    nn.init.zeros_(z_head.bias)
+    z_head.train(model.training)
+    out.z_head = z_head
+    return out

@@ -187,11 +187,18 @@ def test_config_yaml_round_trip(tmp_path):
     assert ExperimentConfig.from_yaml(tmp_path / "e.yaml") == cfg
 
 
-def test_default_backend_wiring_checks():
+def test_default_backend_wiring_checks(monkeypatch):
     backend = default_backend()
     names = backend.loss_names()  # the non-zero weights of the adaptation losses
     assert "photo" in names and all(isinstance(n, str) for n in names)
-    backend.check(("binocular", "none"))  # pretrain, adapt and load_estimator exist
-    for mode in ("monocular", "supervised"):
-        with pytest.raises(BackendUnavailable, match=f"no training entry point for the '{mode}'"):
-            backend.check(("none", mode))
+    # pretrain, adapt, with_z_head and load_estimator exist: every row of table1 can run
+    backend.check(("binocular", "monocular", "none", "supervised"))
+    with pytest.raises(ValueError, match=r"mode must be one of \['binocular', 'monocular', "
+                                         r"'supervised'\], got 'oracle'"):
+        backend.check(("none", "oracle"))
+    import hand_mesh_core.model.network as network
+
+    monkeypatch.delattr(network, "with_z_head")  # the monocular row needs the converter
+    with pytest.raises(BackendUnavailable, match="with_z_head is not available"):
+        backend.check(("none", "monocular"))
+    backend.check(("binocular", "supervised"))
