@@ -1,9 +1,10 @@
 """Benchmark: synthetic stereo generator throughput at the domains' camera size (640x480).
 
 Single process: ms per pair of ``SynthGenerator.generate`` (render only) and of render + write
-(the 7 PNGs of a sample), wall-clock and CPU time, after one warm-up pair, per domain. Then
-``write_dataset`` with ``--workers 1`` and ``2`` (pairs/s overall and after the first pair).
-Prints one JSON object. Not a unit test: timings depend on the machine and its load.
+(2 JPEG images as the sensor made them + 5 PNGs), wall-clock and CPU time, after one warm-up
+pair, per domain. Then ``write_dataset`` with ``--workers 1`` and ``2`` (pairs/s overall and
+after the first pair). Prints one JSON object. Not a unit test: timings depend on the machine
+and its load.
 
     python test/bench/bench_synth.py --count 20 --workers-count 40
 """

@@ -24,7 +24,7 @@ from hand_mesh_core.data.synth.raycast import camera_center
 from hand_mesh_core.data.synth.textures import noise_image
 from hand_mesh_core.geometry.camera import StereoCamera
 
-__all__ = ["BackgroundPlane", "make_background", "hsv_colour"]
+__all__ = ["BackgroundPlane", "make_background", "hsv_colour", "hsv_colours"]
 
 #: Texture resolution relative to the image footprint of a texel at the plane's depth (< 1 means
 #: finer than a pixel, so the texture is not visibly magnified).
@@ -37,13 +37,22 @@ HAIR_RGB = (0.03, 0.025, 0.02)
 TEXTURE_BORDER = 8
 #: Sub-pixel precision of cv2 drawing calls (coordinates are multiplied by 2**SHIFT).
 DRAW_SHIFT = 4
+#: Entries of an 8-bit lookup table (cv2.LUT).
+UINT8_LEVELS = 256
 
 
 def hsv_colour(hue: float, saturation: float, value: float) -> np.ndarray:
     """A linear RGB colour (3,) from HSV in [0, 1]."""
-    hsv = np.array([[[hue * 179.0, saturation * 255.0, value * 255.0]]], np.float32)
-    rgb = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255
-    return rgb
+    return hsv_colours(np.array([hue]), np.array([saturation]), np.array([value]))[0]
+
+
+def hsv_colours(hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Linear RGB colours (N, 3) float32 from HSV arrays (N,) in [0, 1] (8-bit conversion)."""
+    hsv = np.stack(np.broadcast_arrays(np.asarray(hue, np.float64) * 179.0,
+                                       np.asarray(saturation, np.float64) * 255.0,
+                                       np.asarray(value, np.float64) * 255.0), -1)
+    rgb = cv2.cvtColor(hsv[None].astype(np.uint8), cv2.COLOR_HSV2RGB)[0]
+    return rgb.astype(np.float32) / np.float32(255.0)
 
 
 @dataclass
@@ -172,6 +181,61 @@ def _scale(img: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     return cv2.multiply(img, _scalar(rgb))
 
 
+def _stripes(rng: np.random.Generator, colours: np.ndarray, h: int, w: int,
+             period_px: float) -> np.ndarray:
+    """(h, w, 3) float32 straight stripes cycling through ``colours`` (K <= 255, 3), period
+    ``period_px`` texels, at a random angle."""
+    angle = rng.uniform(0.0, np.pi)
+    # phase = (x cos + y sin) / period, as an outer sum (no coordinate grids)
+    phase = (np.arange(w, dtype=np.float32) * np.float32(np.cos(angle) / period_px))[None, :] \
+        + (np.arange(h, dtype=np.float32) * np.float32(np.sin(angle) / period_px))[:, None]
+    n = np.float32(len(colours))
+    stripe = np.floor(phase)
+    stripe -= n * np.floor(stripe / n)  # stripe index modulo the number of colours
+    idx = stripe.astype(np.uint8)
+    lut = np.zeros((1, UINT8_LEVELS, 3), np.float32)
+    lut[0, :len(colours)] = colours
+    return cv2.LUT(cv2.merge([idx, idx, idx]), lut)
+
+
+def _draw_shapes(rng: np.random.Generator, tex: np.ndarray, kind: str, count: int,
+                 feature_px: float, sat: float) -> None:
+    """Draw ``count`` random shapes into ``tex`` in place: boxes, discs and bars ("clutter") or
+    petal-like discs ("floral"). All parameters are drawn up front (vectorised)."""
+    h, w = tex.shape[:2]
+    floral = kind == "floral"
+    sats = rng.uniform(0.2, 1.0, size=count) if floral else np.full(count, sat)
+    colours = hsv_colours(rng.uniform(size=count), sats, np.ones(count)) \
+        * rng.uniform(0.05, 1.0, size=count)[:, None].astype(np.float32)
+    centres = rng.uniform(0.0, 1.0, size=(count, 2)) * [w, h]
+    sizes = feature_px * rng.uniform(0.2, 1.5 if floral else 3.0, size=count)
+    shapes = np.ones(count, np.int64) if floral else rng.integers(0, 3, size=count)
+    angles = rng.uniform(0.0, 180.0, size=count)
+    tilted = rng.uniform(size=count) < 0.3
+    aspect = rng.uniform(0.3, 2.5, size=count)
+    squash = rng.uniform(0.5, 1.0, size=count)
+    reach = rng.normal(size=(count, 2))
+    scale = 1 << DRAW_SHIFT
+    for k in range(count):
+        colour = colours[k].tolist()
+        cx, cy = centres[k]
+        size = sizes[k]
+        if shapes[k] == 0:  # box
+            box = cv2.boxPoints(((cx, cy), (size, size * aspect[k]),
+                                 angles[k] if tilted[k] else 0.0))
+            cv2.fillPoly(tex, [np.round(box * scale).astype(np.int32)], colour, cv2.LINE_AA,
+                         DRAW_SHIFT)
+        elif shapes[k] == 1:  # disc / petal
+            axes = (int(size / 2 * scale), int(size / 2 * squash[k] * scale))
+            cv2.ellipse(tex, (int(cx * scale), int(cy * scale)), axes, angles[k], 0, 360,
+                        colour, -1, cv2.LINE_AA, DRAW_SHIFT)
+        else:  # bar / cable
+            p2 = centres[k] + reach[k] * size * 2
+            cv2.line(tex, (int(cx * scale), int(cy * scale)),
+                     (int(p2[0] * scale), int(p2[1] * scale)), colour,
+                     max(1, int(size * 0.15)), cv2.LINE_AA, DRAW_SHIFT)
+
+
 def _draw_texture(rng: np.random.Generator, kind: str, cfg: BackgroundConfig, h: int, w: int,
                   texel_m: float) -> np.ndarray:
     brightness = rng.uniform(*cfg.brightness)
@@ -192,48 +256,22 @@ def _draw_texture(rng: np.random.Generator, kind: str, cfg: BackgroundConfig, h:
         m = _gray3(np.clip(0.5 + contrast * 1.5 * n, 0.0, 1.0))
         tex = cv2.add(_scale(m, other - base), _scalar(base))
     elif kind == "stripes":
-        angle = rng.uniform(0.0, np.pi)
-        period = max(3.0, feature_px)
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        phase = (xx * np.cos(angle) + yy * np.sin(angle)) / period
-        colours = [base] + [hsv_colour(rng.uniform(), sat, 1.0) * rng.uniform(*cfg.brightness)
-                            for _ in range(int(rng.integers(1, 3)))]
-        idx = np.floor(phase).astype(np.int64) % len(colours)
-        tex = np.stack(colours)[idx]
+        extra = int(rng.integers(1, 3))
+        colours = np.stack([base] + [hsv_colour(rng.uniform(), sat, 1.0)
+                                     * rng.uniform(*cfg.brightness) for _ in range(extra)])
+        tex = _stripes(rng, colours, h, w, max(3.0, feature_px))
         weave = noise_image(rng, h, w, 2.0, octaves=2)
-        tex = cv2.multiply(tex.astype(np.float32), _gray3(1.0 + 0.25 * contrast * weave))
+        tex = cv2.multiply(tex, _gray3(1.0 + 0.25 * contrast * weave))
     elif kind in ("clutter", "floral"):
-        tex = np.ascontiguousarray(np.broadcast_to(base, (h, w, 3)), np.float32)
-        tex = cv2.multiply(tex, _gray3(1.0 + 0.2 * contrast * low))
+        tex = _scale(_gray3(1.0 + 0.2 * contrast * low), base)
         count = int(np.clip(h * w / (feature_px ** 2) * (0.6 if kind == "clutter" else 1.5),
                             5, 400))
-        for _ in range(count):
-            colour = hsv_colour(rng.uniform(), rng.uniform(0.2, 1.0) if kind == "floral"
-                                else sat, 1.0) * rng.uniform(0.05, 1.0)
-            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-            size = feature_px * rng.uniform(0.2, 1.5 if kind == "floral" else 3.0)
-            shape = rng.integers(0, 3) if kind == "clutter" else 1
-            scale = 1 << DRAW_SHIFT
-            if shape == 0:  # box
-                ang = rng.uniform(0, 180) if rng.uniform() < 0.3 else 0.0
-                box = cv2.boxPoints(((cx, cy), (size, size * rng.uniform(0.3, 2.5)), ang))
-                cv2.fillPoly(tex, [np.round(box * scale).astype(np.int32)], colour.tolist(),
-                             cv2.LINE_AA, DRAW_SHIFT)
-            elif shape == 1:  # disc / petal
-                axes = (int(size / 2 * scale), int(size / 2 * rng.uniform(0.5, 1.0) * scale))
-                cv2.ellipse(tex, (int(cx * scale), int(cy * scale)), axes,
-                            rng.uniform(0, 180), 0, 360, colour.tolist(), -1, cv2.LINE_AA,
-                            DRAW_SHIFT)
-            else:  # bar / cable
-                p2 = np.array([cx, cy]) + rng.normal(size=2) * size * 2
-                cv2.line(tex, (int(cx * scale), int(cy * scale)),
-                         (int(p2[0] * scale), int(p2[1] * scale)), colour.tolist(),
-                         max(1, int(size * 0.15)), cv2.LINE_AA, DRAW_SHIFT)
+        _draw_shapes(rng, tex, kind, count, feature_px, sat)
         grain = noise_image(rng, h, w, max(2.0, feature_px / 4), octaves=3)
         tex = cv2.multiply(tex, _gray3(1.0 + 0.3 * contrast * grain))
     else:
         raise ValueError(f"background kind must be one of {list(cfg.kinds)}, got {kind!r}")
-    return np.clip(tex, 0.0, 1.0).astype(np.float32)
+    return np.clip(tex, 0.0, 1.0, out=tex)
 
 
 def _draw_skin_distractors(rng: np.random.Generator, tex: np.ndarray, texel_m: float,
@@ -301,7 +339,7 @@ def make_background(rng: np.random.Generator, cfg: BackgroundConfig,
     kind = cfg.kinds[int(rng.choice(len(cfg.kinds), p=weights / weights.sum()))]
     tex = _draw_texture(rng, kind, cfg, h, w, texel)
     _draw_skin_distractors(rng, tex, texel, distractors, np.asarray(skin_tones, np.float32))
-    plane.texture = np.ascontiguousarray(np.clip(tex, 0.0, 1.0), np.float32)
+    plane.texture = np.clip(tex, 0.0, 1.0, out=tex)
     plane.st0 = lo
     plane.texel_m = texel
     plane.kind = kind

@@ -16,16 +16,19 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from hand_mesh_core.data.synth.generator import MASK_HAND
-from hand_mesh_core.data.synth.writer import (DEPTH_PNG_SCALE, DISPARITY_PNG_SCALE, LABEL_KEYS,
-                                              SPLITS)
+from hand_mesh_core.data.synth.writer import (DEPTH_PNG_SCALE, DISPARITY_PNG_SCALE, IMAGE_EXTS,
+                                              LABEL_KEYS, SPLITS)
 from hand_mesh_core.data.types import StereoSample
 from hand_mesh_core.geometry.camera import StereoCamera
 
-__all__ = ["SynthStereoDataset", "read_png"]
+__all__ = ["SynthStereoDataset", "read_image"]
+
+#: Labels that data sets written by older generator versions lack, and what they mean there.
+OPTIONAL_LABELS = {"image_ext": IMAGE_EXTS[0]}
 
 
-def read_png(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    """Read a PNG (RGB order for colour images).
+def read_image(path: Path, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Read a PNG or JPEG (RGB order for colour images).
 
     Raises:
         FileNotFoundError: the file is missing or unreadable.
@@ -64,7 +67,7 @@ class SynthStereoDataset(Dataset):
                                         "(hand-mesh synth --out)?")
         self.metadata = json.loads(meta_path.read_text())
         with np.load(labels_path, allow_pickle=False) as npz:
-            missing = [k for k in LABEL_KEYS if k not in npz.files]
+            missing = [k for k in LABEL_KEYS if k not in npz.files and k not in OPTIONAL_LABELS]
             if missing:
                 raise ValueError(f"{labels_path} lacks {missing}")
             self.labels = {k: npz[k] for k in npz.files}
@@ -89,6 +92,8 @@ class SynthStereoDataset(Dataset):
         lab = self.labels
         index = int(lab["index"][item])
         name = f"{index:06d}.png"
+        image_name = f"{index:06d}" + (str(lab["image_ext"][item]) if "image_ext" in lab
+                                       else OPTIONAL_LABELS["image_ext"])
         handedness = str(lab["handedness"][item])
         extras = {"index": index, "pose": lab["pose"][item], "shape": lab["shape"][item],
                   "global_orient": lab["global_orient"][item], "transl": lab["transl"][item],
@@ -97,16 +102,16 @@ class SynthStereoDataset(Dataset):
                   "background": str(lab["background"][item])}
         if self.load_depth:
             for view in ("left", "right"):
-                d = read_png(self.root / "depth" / view / name).astype(np.float32)
+                d = read_image(self.root / "depth" / view / name).astype(np.float32)
                 extras[f"depth_{view}"] = d / np.float32(DEPTH_PNG_SCALE)
-            disp = read_png(self.root / "disparity" / "left" / name).astype(np.float32)
+            disp = read_image(self.root / "disparity" / "left" / name).astype(np.float32)
             extras["disparity_left"] = disp / np.float32(DISPARITY_PNG_SCALE)
         domain = self.metadata.get("domain", {}).get("name", "synth")
         return StereoSample(
-            left=read_png(self.root / "images" / "left" / name, cv2.IMREAD_COLOR),
-            right=read_png(self.root / "images" / "right" / name, cv2.IMREAD_COLOR),
+            left=read_image(self.root / "images" / "left" / image_name, cv2.IMREAD_COLOR),
+            right=read_image(self.root / "images" / "right" / image_name, cv2.IMREAD_COLOR),
             camera=self.camera(item), handedness=handedness,
             joints_m=lab["joints_m"][item], vertices_m=lab["vertices_m"][item],
-            mask_left=read_png(self.root / "masks" / "left" / name) == MASK_HAND,
-            mask_right=read_png(self.root / "masks" / "right" / name) == MASK_HAND,
+            mask_left=read_image(self.root / "masks" / "left" / name) == MASK_HAND,
+            mask_right=read_image(self.root / "masks" / "right" / name) == MASK_HAND,
             source=f"synth/{domain}/{index}", extras=extras)

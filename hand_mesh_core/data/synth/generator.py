@@ -26,7 +26,7 @@ from hand_mesh_core.data.synth.backgrounds import BackgroundPlane, make_backgrou
 from hand_mesh_core.data.synth.config import DomainConfig
 from hand_mesh_core.data.synth.meshes import forearm_mesh, vertex_normals, wrist_section
 from hand_mesh_core.data.synth.poses import sample_pose
-from hand_mesh_core.data.synth.sensor import apply_sensor, sample_sensor
+from hand_mesh_core.data.synth.sensor import sample_sensor, sensor_image
 from hand_mesh_core.data.synth.shading import (HandFrame, LightingParams, SkinParams,
                                                nearest_bone, sample_lighting, sample_skin, shade,
                                                skin_albedo)
@@ -38,7 +38,7 @@ __all__ = ["GENERATOR_VERSION", "MASK_HAND", "MASK_FOREARM", "MASK_BACKGROUND", 
            "SynthSample", "SynthGenerator", "sample_seed_sequence"]
 
 #: Bumped whenever the same (domain, seed, index) would render differently.
-GENERATOR_VERSION = "1.1.0"
+GENERATOR_VERSION = "1.2.0"
 #: Label values of the mask images (PNG, uint8).
 MASK_BACKGROUND = 0
 MASK_FOREARM = 128
@@ -58,6 +58,11 @@ SLEEVE_WOBBLE_M = 0.008
 SLEEVE_WOBBLE_FREQ_PER_M = 60.0
 #: Points closer than this to the camera plane make the projected box the whole image, m.
 MIN_BBOX_DEPTH_M = 1e-3
+#: Rays are cast for the pixels within this many px of a mesh's projected convex hull (covers
+#: the rounding of the hull's fixed-point corners and pixel centres on its edge).
+HULL_MARGIN_PX = 1
+#: Fractional bits of the hull's corner coordinates (cv2 fixed point).
+HULL_SHIFT = 4
 #: |light . plane normal| below this: the light grazes the plane, no shadow is cast on it.
 PARALLEL_EPS = 1e-6
 #: Added to norms before dividing.
@@ -172,6 +177,8 @@ class SynthSample:
         transl: (3,) float32 translation added to the model output (``transl`` argument of the
             hand model), metres.
         info: per-sample scene parameters (pose family, background kind, lights, forearm...).
+        left_jpeg, right_jpeg: the JPEG files that decode to ``left`` / ``right`` when the
+            sensor compresses (the writer stores them as they are), else None.
     """
 
     index: int
@@ -191,6 +198,8 @@ class SynthSample:
     global_orient: np.ndarray
     transl: np.ndarray
     info: dict = field(default_factory=dict)
+    left_jpeg: bytes | None = None
+    right_jpeg: bytes | None = None
 
     def to_stereo_sample(self, source: str = "synth") -> StereoSample:
         """The sample as the library-wide :class:`StereoSample` (masks: hand only)."""
@@ -201,18 +210,32 @@ class SynthSample:
                             source=f"{source}/{self.index}")
 
 
+#: Columns of the per-vertex attribute table of a mesh (:class:`_Geometry`): posed normal,
+#: rest-pose position and normal (the solid texture's coordinates) and, on the forearm, the
+#: distance from the wrist (m).
+ATTR_NORMAL, ATTR_REST_POINT, ATTR_REST_NORMAL = slice(0, 3), slice(3, 6), slice(6, 9)
+ATTR_AXIAL = 9
+
+
 @dataclass
 class _Geometry:
-    """Posed meshes of one sample and their texture coordinates."""
+    """Posed meshes of one sample and their per-vertex attributes.
+
+    ``attributes[k]`` is (V_k, 9) float32 (10 on the forearm), columns ``ATTR_*``: all the
+    values a ray hit interpolates, in one table so that one barycentric gather serves them.
+    """
 
     vertices: list[np.ndarray]
     faces: list[np.ndarray]
-    normals: list[np.ndarray]
-    rest_vertices: list[np.ndarray]
-    rest_normals: list[np.ndarray]
-    forearm_axial: np.ndarray | None
+    attributes: list[np.ndarray]
     sleeve_start_m: float
     hand_bones: np.ndarray
+
+
+def _attributes(*columns: np.ndarray) -> np.ndarray:
+    """Per-vertex attribute table (V, C) float32 from (V,) or (V, c) columns."""
+    return np.ascontiguousarray(np.concatenate(
+        [np.asarray(c, np.float32).reshape(len(c), -1) for c in columns], axis=1))
 
 
 def _interp(values: np.ndarray, tri: np.ndarray, bary: np.ndarray) -> np.ndarray:
@@ -320,8 +343,9 @@ class SynthGenerator:
                   handedness: str, info: dict) -> _Geometry:
         faces = self.rig.faces(handedness)
         rest_v, rest_n, _ = self.rig.rest(handedness)
-        geo = _Geometry([verts], [faces], [vertex_normals(verts, faces)], [rest_v], [rest_n],
-                        None, np.inf, self.rig.vertex_bones(handedness))
+        geo = _Geometry([verts], [faces], [_attributes(vertex_normals(verts, faces), rest_v,
+                                                       rest_n)],
+                        np.inf, self.rig.vertex_bones(handedness))
         dcfg = self.domain.distractors
         info["forearm"] = bool(rng.uniform() < dcfg.forearm_prob)
         if info["forearm"]:
@@ -335,10 +359,9 @@ class SynthGenerator:
             posed = fv @ rot.T + transl
             geo.vertices.append(posed)
             geo.faces.append(ff)
-            geo.normals.append(vertex_normals(posed, ff))
-            geo.rest_vertices.append(fv.astype(np.float64))
-            geo.rest_normals.append(vertex_normals(fv, ff))
-            geo.forearm_axial = -fv[:, 1].astype(np.float64)  # distance from the wrist, m
+            # rest position, and the distance from the wrist (m) for the sleeve
+            geo.attributes.append(_attributes(vertex_normals(posed, ff), fv,
+                                              vertex_normals(fv, ff), -fv[:, 1]))
             if rng.uniform() < dcfg.sleeve_prob:
                 geo.sleeve_start_m = rng.uniform(*dcfg.sleeve_start_m)
             info["sleeve_start_m"] = float(geo.sleeve_start_m)
@@ -362,6 +385,31 @@ class SynthGenerator:
         if u0 >= u1 or v0 >= v1:
             return None
         return u0, v0, u1, v1
+
+    def _mesh_pixels(self, view: str, geo: _Geometry) -> np.ndarray:
+        """Flat indices of the pixels of ``view`` whose rays may hit a mesh: the convex hulls
+        of each mesh's projected vertices (a triangle projects inside the hull of its
+        corners), grown by HULL_MARGIN_PX; the whole box if a vertex is near the camera
+        plane."""
+        cam = self.camera
+        h, w = cam.height, cam.width
+        box = self._bbox(view, np.concatenate(geo.vertices))
+        if box is None:
+            return np.zeros(0, np.int64)
+        if any(np.any(v[:, 2] <= MIN_BBOX_DEPTH_M) for v in geo.vertices):
+            u0, v0, u1, v1 = box
+            return (np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)[None, :]).reshape(-1)
+        centre_x = raycast.camera_center(cam, view)[0]
+        mask = np.zeros((h, w), np.uint8)
+        scale = 1 << HULL_SHIFT
+        for v in geo.vertices:
+            uv = np.stack([cam.fx * (v[:, 0] - centre_x) / v[:, 2] + cam.cx,
+                           cam.fy * v[:, 1] / v[:, 2] + cam.cy], axis=1)
+            hull = cv2.convexHull(np.round(uv * scale).astype(np.int32))
+            cv2.fillConvexPoly(mask, hull, 1, cv2.LINE_8, HULL_SHIFT)
+        size = 2 * HULL_MARGIN_PX + 1
+        mask = cv2.dilate(mask, np.ones((size, size), np.uint8))
+        return np.flatnonzero(mask)
 
     def _shadow_points(self, geo: _Geometry, plane: BackgroundPlane, direction: np.ndarray
                        ) -> np.ndarray | None:
@@ -396,10 +444,8 @@ class SynthGenerator:
         # ... then the meshes inside their projected box.
         mesh_px = np.zeros(0, np.int64)
         mesh_rad: list[tuple[np.ndarray, np.ndarray]] = []
-        box = self._bbox(view, np.concatenate(geo.vertices))
-        if box is not None:
-            u0, v0, u1, v1 = box
-            pix = (np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)[None, :]).reshape(-1)
+        pix = self._mesh_pixels(view, geo)
+        if len(pix):
             sub = flat_dirs[pix]
             hits = raycast.cast(scene, origin, sub, self.nthreads)
             hit = np.nonzero(hits.hit)[0]
@@ -465,15 +511,15 @@ class SynthGenerator:
         bary = hits.bary[sel]
         ray = dirs[sel]
         points = origin.astype(np.float32)[None] + hits.t[sel, None] * ray
-        normals = _normalize(_interp(geo.normals[gid], tri, bary))
-        rest_p = _interp(geo.rest_vertices[gid], tri, bary)
-        rest_n = _normalize(_interp(geo.rest_normals[gid], tri, bary))
+        attr = _interp(geo.attributes[gid], tri, bary)
+        normals = _normalize(attr[:, ATTR_NORMAL])
+        rest_p = attr[:, ATTR_REST_POINT]
+        rest_n = _normalize(attr[:, ATTR_REST_NORMAL])
         sleeve = None
         if gid == GEOM_FOREARM and np.isfinite(geo.sleeve_start_m):
-            axial = _interp(geo.forearm_axial[:, None], tri, bary)[:, 0]
             wobble = SLEEVE_WOBBLE_M * skin.noise.octave(rest_p, SLEEVE_WOBBLE_FREQ_PER_M, 3)
             sleeve = smoothstep(geo.sleeve_start_m, geo.sleeve_start_m + SLEEVE_EDGE_M,
-                                axial + wobble)
+                                attr[:, ATTR_AXIAL] + wobble)
         bones = None
         if gid == GEOM_HAND:
             nearest = tri[np.arange(len(tri)), bary.argmax(1)]
@@ -535,12 +581,14 @@ class SynthGenerator:
         for k, (view, nrng) in enumerate(zip(raycast.VIEWS, (noise_l, noise_r))):
             radiance, depth, mask = self._render_view(view, scene, geo, frame, skin, lighting,
                                                       plane)
-            images.append(apply_sensor(radiance, sensor, k, np.random.default_rng(nrng)))
+            images.append(sensor_image(radiance, sensor, k, np.random.default_rng(nrng)))
             depths.append(depth)
             masks.append(mask)
         disparity = np.where(depths[0] > 0, self.camera.fx_baseline
                              / np.where(depths[0] > 0, depths[0], 1.0), 0.0).astype(np.float32)
-        return SynthSample(index=index, left=images[0], right=images[1], mask_left=masks[0],
+        return SynthSample(index=index, left=images[0].image, right=images[1].image,
+                           left_jpeg=images[0].jpeg, right_jpeg=images[1].jpeg,
+                           mask_left=masks[0],
                            mask_right=masks[1], depth_left=depths[0], depth_right=depths[1],
                            disparity_left=disparity, joints_m=joints.astype(np.float32),
                            vertices_m=verts.astype(np.float32), camera=self.camera,

@@ -14,7 +14,8 @@ import numpy as np
 
 from hand_mesh_core.data.synth.config import SensorConfig
 
-__all__ = ["SensorParams", "sample_sensor", "apply_sensor", "gaussian_noise"]
+__all__ = ["SensorParams", "SensorImage", "sample_sensor", "apply_sensor",
+           "sensor_image", "gaussian_noise"]
 
 #: Largest JPEG quality; at this value no JPEG round trip is made.
 JPEG_NONE = 100
@@ -24,6 +25,8 @@ UINT8_MAX = 255.0
 #: quantiles of N(0, 1) (tails cut at +-4.3 sigma; steps far below one 8-bit code at the
 #: noise levels used), 5x faster than ``Generator.standard_normal`` on 640x480x3.
 NOISE_TABLE_BITS = 16
+#: 16-bit table indices per 64-bit random draw.
+RANDOM_WORDS_PER_DRAW = 4
 
 
 @dataclass
@@ -49,6 +52,20 @@ class SensorParams:
     jpeg_quality: int
 
 
+@dataclass
+class SensorImage:
+    """What the camera delivers for one view.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB.
+        jpeg: the JPEG file whose decoding is ``image`` (RGB stored as a standard JPEG), or
+            None when the sensor applies no JPEG compression.
+    """
+
+    image: np.ndarray
+    jpeg: bytes | None = None
+
+
 @lru_cache(maxsize=8)
 def _radius2(h: int, w: int) -> np.ndarray:
     """Squared distance from the image centre, 1 at the corners, (H, W) float32."""
@@ -68,9 +85,15 @@ def _gauss_table() -> np.ndarray:
 
 def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Standard normal noise of ``shape``, float32, from uniform 16-bit integers of ``rng``
-    through an inverse-CDF table (deterministic for a given generator state)."""
-    idx = rng.integers(0, 1 << NOISE_TABLE_BITS, size=shape, dtype=np.uint16)
-    return np.take(_gauss_table(), idx)
+    through an inverse-CDF table (deterministic for a given generator state).
+
+    The 16-bit integers are the four quarters of full-range 64-bit draws (raw generator
+    output: 4x faster than drawing bounded 16-bit integers)."""
+    size = int(np.prod(shape, dtype=np.int64))
+    words = rng.integers(0, np.iinfo(np.uint64).max, size=-(-size // RANDOM_WORDS_PER_DRAW),
+                         dtype=np.uint64, endpoint=True)
+    idx = words.view(np.uint16)[:size]
+    return _gauss_table().take(idx).reshape(shape)
 
 
 def sample_sensor(rng: np.random.Generator, cfg: SensorConfig) -> SensorParams:
@@ -90,7 +113,18 @@ def sample_sensor(rng: np.random.Generator, cfg: SensorConfig) -> SensorParams:
 
 def apply_sensor(radiance: np.ndarray, params: SensorParams, view_index: int,
                  rng: np.random.Generator) -> np.ndarray:
-    """Turn linear radiance into an 8-bit RGB image.
+    """Turn linear radiance into an 8-bit RGB image (see :func:`sensor_image`).
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    return sensor_image(radiance, params, view_index, rng).image
+
+
+def sensor_image(radiance: np.ndarray, params: SensorParams, view_index: int,
+                 rng: np.random.Generator) -> SensorImage:
+    """Turn linear radiance into an 8-bit RGB image, and its JPEG file if the camera
+    compresses.
 
     Args:
         radiance: (H, W, 3) float32 linear RGB.
@@ -98,8 +132,8 @@ def apply_sensor(radiance: np.ndarray, params: SensorParams, view_index: int,
         view_index: 0 = left, 1 = right (selects the per-camera gain).
         rng: generator for the noise (use one per view).
 
-    Returns:
-        (H, W, 3) uint8 RGB.
+    Raises:
+        ValueError: ``radiance`` is not (H, W, 3) or ``view_index`` not 0 or 1.
     """
     if radiance.ndim != 3 or radiance.shape[2] != 3:
         raise ValueError(f"radiance must be (H, W, 3), got {radiance.shape}")
@@ -124,10 +158,11 @@ def apply_sensor(radiance: np.ndarray, params: SensorParams, view_index: int,
     np.clip(img, 0.0, 1.0, out=img)
     # gamma encoding, then round to the nearest code (saturating)
     out = cv2.convertScaleAbs(cv2.pow(img, 1.0 / params.gamma), alpha=UINT8_MAX)
-    if params.jpeg_quality < JPEG_NONE:
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
-        if not ok:  # pragma: no cover - cv2 always encodes uint8 RGB
-            raise RuntimeError("JPEG encoding failed")
-        out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return out
+    if params.jpeg_quality >= JPEG_NONE:
+        return SensorImage(out)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
+    if not ok:  # pragma: no cover - cv2 always encodes uint8 RGB
+        raise RuntimeError("JPEG encoding failed")
+    return SensorImage(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
+                       buf.tobytes())

@@ -202,33 +202,61 @@ def skin_albedo(rest_points: np.ndarray, rest_normals: np.ndarray, skin: SkinPar
     if p.ndim != 2 or p.shape[1] != 3 or n.shape != p.shape:
         raise ValueError(f"rest_points and rest_normals must both be (N, 3), got {p.shape} "
                          f"and {n.shape}")
+    if sleeve is None:
+        return _bare_skin(p, n, skin, frame, bones)
+    # Cloth and skin are blended across the sleeve's edge only: each is computed where it
+    # shows.
+    s = np.asarray(sleeve, np.float32)
+    albedo = np.zeros((len(p), 3), np.float32)
+    spec = np.zeros(len(p), np.float32)
+    bare = np.nonzero(s < 1.0)[0]
+    if len(bare):
+        sub = None if bones is None else bones[bare]
+        a, g = _bare_skin(p[bare], n[bare], skin, frame, sub)
+        w = (1.0 - s[bare])[:, None]
+        albedo[bare] = a * w
+        spec[bare] = g * w[:, 0]
+    covered = np.nonzero(s > 0.0)[0]
+    if len(covered):
+        cloth = skin.sleeve_rgb[None] * (
+            1.0 + 0.15 * skin.noise.fractal(p[covered] + 2.1, 400.0, 2)[:, None])
+        albedo[covered] += np.clip(cloth, 0.0, 1.0) * s[covered, None]
+    return albedo, spec
+
+
+def _bare_skin(p: np.ndarray, n: np.ndarray, skin: SkinParams, frame: HandFrame | None,
+               bones: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Albedo (N, 3) and specular gain (N,) of uncovered skin (see :func:`skin_albedo`)."""
     noise = skin.noise
     mottle = noise.fractal(p, MOTTLE_FREQ_PER_M, octaves=2)
     albedo = skin.tone[None] * (1.0 + skin.mottle * mottle[:, None]
                                 * np.array([1.0, 0.8, 0.7], np.float32))
     pores = noise.fractal(p + 0.37, 1.0 / skin.pore_scale_m, octaves=2)
-    albedo = albedo * (1.0 - skin.pores * smoothstep(0.1, 0.6, np.abs(pores)))[:, None]
-    stretch = np.array([1.0, 2.5, 1.0], np.float32)
-    ridge = np.abs(noise.fractal(p * stretch + 1.3, VEIN_FREQ_PER_M, octaves=2))
-    vein = smoothstep(VEIN_WIDTH, 0.0, ridge)
+    albedo *= (1.0 - skin.pores * smoothstep(0.1, 0.6, np.abs(pores)))[:, None]
     spec = np.ones(len(p), np.float32)
+    vein_zone = None
     if frame is not None:
         f = _hand_features(p, n, frame, skin, bones)
-        albedo = albedo * (1.0 + skin.palm_lightening * f["palmar"])[:, None]
+        albedo *= (1.0 + skin.palm_lightening * f["palmar"])[:, None]
         crease = np.clip(skin.creases * f["crease"], 0.0, 1.0)[:, None]
-        albedo = albedo * (1.0 - crease + crease * CREASE_TINT[None])
-        vein = vein * f["vein_zone"]
-        nail = f["nail"][:, None]
-        albedo = albedo * (1.0 - nail) + nail * skin.nail_rgb[None] * (
-            1.0 + 0.05 * noise.octave(p, 1.0 / skin.pore_scale_m, 2)[:, None])
-        spec = spec * (1.0 + (NAIL_SPECULAR_GAIN - 1.0) * f["nail"])
-    vein_mix = np.clip(skin.veins * vein, 0.0, 1.0)[:, None]
-    albedo = albedo * (1.0 - vein_mix + vein_mix * VEIN_TINT[None])
-    if sleeve is not None:
-        cloth = skin.sleeve_rgb[None] * (1.0 + 0.15 * noise.fractal(p + 2.1, 400.0, 2)[:, None])
-        s = np.asarray(sleeve, np.float32)[:, None]
-        albedo = albedo * (1.0 - s) + cloth * s
-        spec = spec * (1.0 - s[:, 0])
+        albedo *= 1.0 - crease + crease * CREASE_TINT[None]
+        vein_zone = f["vein_zone"]
+        nailed = np.nonzero(f["nail"] > 0.0)[0]
+        if len(nailed):
+            nail = f["nail"][nailed, None]
+            albedo[nailed] = albedo[nailed] * (1.0 - nail) + nail * skin.nail_rgb[None] * (
+                1.0 + 0.05 * noise.octave(p[nailed], 1.0 / skin.pore_scale_m, 2)[:, None])
+        spec *= 1.0 + (NAIL_SPECULAR_GAIN - 1.0) * f["nail"]
+    # veins: everywhere on plain skin, only in the vein zone of a hand
+    veined = np.arange(len(p)) if vein_zone is None else np.nonzero(vein_zone > 0.0)[0]
+    if len(veined):
+        stretch = np.array([1.0, 2.5, 1.0], np.float32)
+        ridge = np.abs(noise.fractal(p[veined] * stretch + 1.3, VEIN_FREQ_PER_M, octaves=2))
+        vein = smoothstep(VEIN_WIDTH, 0.0, ridge)
+        if vein_zone is not None:
+            vein = vein * vein_zone[veined]
+        vein_mix = np.clip(skin.veins * vein, 0.0, 1.0)[:, None]
+        albedo[veined] *= 1.0 - vein_mix + vein_mix * VEIN_TINT[None]
     return np.clip(albedo, 0.0, 1.0).astype(np.float32), spec.astype(np.float32)
 
 
@@ -304,8 +332,8 @@ def shade(albedo: np.ndarray, normals: np.ndarray, view_dirs: np.ndarray,
     num = len(lighting.lights)
     if visibility is not None and visibility.shape != (len(n), num):
         raise ValueError(f"visibility must be (N, {num}), got {visibility.shape}")
-    facing = (n * v).sum(1, keepdims=True)
-    n = np.where(facing < 0, -n, n)
+    facing = np.einsum("ij,ij->i", n, v)
+    n = n * np.where(facing < 0, np.float32(-1.0), np.float32(1.0))[:, None]
     hemi = 1.0 - AMBIENT_HEMISPHERE * 0.5 * (1.0 + n[:, 1])
     diffuse = np.repeat((lighting.ambient * hemi)[:, None], 3, axis=1)
     specular = np.zeros_like(diffuse)
@@ -318,8 +346,10 @@ def shade(albedo: np.ndarray, normals: np.ndarray, view_dirs: np.ndarray,
         wrapped = np.clip((ndl + lighting.wrap) / (1.0 + lighting.wrap), 0.0, None) * vis
         diffuse += wrapped[:, None] * light.rgb[None]
         h = v + light.direction[None].astype(np.float32)
-        h /= np.linalg.norm(h, axis=1, keepdims=True) + 1e-12
-        ndh = np.clip((n * h).sum(1), 0.0, None)
+        # n . h / |h| without normalising h
+        ndh = np.einsum("ij,ij->i", n, h)
+        ndh /= np.sqrt(np.einsum("ij,ij->i", h, h)) + np.float32(1e-12)
+        np.maximum(ndh, 0.0, out=ndh)
         spec = lighting.specular * norm * ndh ** s * (ndl > 0) * vis
         specular += spec[:, None] * light.rgb[None]
     return (albedo * diffuse + gain * specular).astype(np.float32)

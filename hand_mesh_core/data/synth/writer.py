@@ -2,7 +2,8 @@
 
 Layout of ``<out>``::
 
-    images/{left,right}/<i:06d>.png     RGB uint8
+    images/{left,right}/<i:06d>.jpg     RGB uint8: the camera's JPEG file (``.png`` for samples
+                                        whose sensor does not compress; ``image_ext`` label)
     masks/{left,right}/<i:06d>.png      uint8 labels: 255 hand, 128 forearm, 0 background
     depth/{left,right}/<i:06d>.png      uint16, depth_m * DEPTH_PNG_SCALE (0 = none)
     disparity/left/<i:06d>.png          uint16, disparity_px * DISPARITY_PNG_SCALE (0 = none)
@@ -28,8 +29,9 @@ import numpy as np
 from hand_mesh_core.data.synth.config import DomainConfig
 from hand_mesh_core.data.synth.generator import GENERATOR_VERSION, SynthGenerator, SynthSample
 
-__all__ = ["DEPTH_PNG_SCALE", "DISPARITY_PNG_SCALE", "SPLITS", "LABEL_KEYS", "WriteResult",
-           "split_of", "split_counts", "write_sample_files", "write_dataset"]
+__all__ = ["DEPTH_PNG_SCALE", "DISPARITY_PNG_SCALE", "SPLITS", "LABEL_KEYS", "IMAGE_EXTS",
+           "WriteResult", "split_of", "split_counts", "image_ext", "write_sample_files",
+           "write_dataset"]
 
 #: Depth PNG units per metre (0.1 mm steps; uint16 holds up to 6.5535 m, farther -> 0).
 DEPTH_PNG_SCALE = 10000.0
@@ -37,6 +39,9 @@ DEPTH_PNG_SCALE = 10000.0
 DISPARITY_PNG_SCALE = 64.0
 #: Largest uint16 value.
 UINT16_MAX = 65535
+#: Extensions of the RGB image files: lossless PNG, or the sensor's own JPEG file (written as
+#: it is: no second encoding, ~10x smaller, and it decodes to exactly the rendered pixels).
+IMAGE_EXTS = (".png", ".jpg")
 #: The splits, in file order.
 SPLITS = ("train", "test")
 #: PNG compression level (0-9): 1 is ~3x faster than the default and ~10 % larger.
@@ -64,7 +69,7 @@ PNG_PARAMS = {"rgb": _png_params("SUB", huffman_only=True), "mask": _png_params(
 #: Per-sample arrays stored in ``labels_<split>.npz`` (plus ``faces_left``/``faces_right``).
 LABEL_KEYS = ("index", "joints_m", "vertices_m", "handedness", "fx", "fy", "cx", "cy",
               "baseline_m", "width", "height", "pose", "shape", "global_orient", "transl",
-              "pose_family", "background", "forearm")
+              "pose_family", "background", "forearm", "image_ext")
 
 
 def split_of(index: int, count: int, test_fraction: float) -> str:
@@ -92,16 +97,35 @@ def _to_uint16(values: np.ndarray, scale: float) -> np.ndarray:
     return q.astype(np.uint16)
 
 
+def image_ext(sample: SynthSample) -> str:
+    """Extension of the image files of ``sample``: ".jpg" if the sensor made JPEGs, else
+    ".png"."""
+    return IMAGE_EXTS[1] if sample.left_jpeg is not None and sample.right_jpeg is not None \
+        else IMAGE_EXTS[0]
+
+
 def write_sample_files(out: Path, sample: SynthSample) -> None:
-    """Write the images, masks, depth and disparity PNGs of one sample under ``out``."""
-    name = f"{sample.index:06d}.png"
-    for view, img, mask, depth in (("left", sample.left, sample.mask_left, sample.depth_left),
-                                   ("right", sample.right, sample.mask_right,
-                                    sample.depth_right)):
-        _png(out / "images" / view / name, img, "rgb")
-        _png(out / "masks" / view / name, mask, "mask")
-        _png(out / "depth" / view / name, _to_uint16(depth, DEPTH_PNG_SCALE), "depth")
-    _png(out / "disparity" / "left" / name,
+    """Write the images, masks, depth and disparity files of one sample under ``out``.
+
+    The RGB images are the sensor's JPEG files when it made them (see :func:`image_ext`),
+    else PNGs; a file of the same sample with the other extension is removed.
+    """
+    name = f"{sample.index:06d}"
+    ext = image_ext(sample)
+    for view, img, jpeg, mask, depth in (
+            ("left", sample.left, sample.left_jpeg, sample.mask_left, sample.depth_left),
+            ("right", sample.right, sample.right_jpeg, sample.mask_right, sample.depth_right)):
+        folder = out / "images" / view
+        if ext == IMAGE_EXTS[1]:
+            (folder / (name + ext)).write_bytes(jpeg)
+        else:
+            _png(folder / (name + ext), img, "rgb")
+        for other in IMAGE_EXTS:
+            if other != ext:
+                (folder / (name + other)).unlink(missing_ok=True)
+        _png(out / "masks" / view / f"{name}.png", mask, "mask")
+        _png(out / "depth" / view / f"{name}.png", _to_uint16(depth, DEPTH_PNG_SCALE), "depth")
+    _png(out / "disparity" / "left" / f"{name}.png",
          _to_uint16(sample.disparity_left, DISPARITY_PNG_SCALE), "disparity")
 
 
@@ -114,16 +138,17 @@ def _labels(sample: SynthSample) -> dict[str, Any]:
             "global_orient": sample.global_orient, "transl": sample.transl,
             "pose_family": sample.info.get("pose_family", ""),
             "background": sample.info.get("background", ""),
-            "forearm": bool(sample.info.get("forearm", False))}
+            "forearm": bool(sample.info.get("forearm", False)), "image_ext": image_ext(sample)}
 
 
 # ---------------------------------------------------------------- worker processes
 _WORKER: dict[str, Any] = {}
-#: Tasks are sent to the workers in chunks (fewer round trips; each worker writes its own PNGs
-#: and returns only the small label rows): about this many chunks per worker, at most
-#: MAX_CHUNK samples each (so the progress bar still moves).
-CHUNKS_PER_WORKER = 4
-MAX_CHUNK = 16
+#: Work sharing: workers (and, while they start, the parent) claim sample indices from a
+#: shared counter, "guided": a claim takes 1 / (CHUNKS_PER_WORKER * workers) of what is left,
+#: at most MAX_CHUNK samples (fewer round trips early, a balanced finish, a moving progress
+#: bar). Each worker writes its own files and returns only the small label rows.
+CHUNKS_PER_WORKER = 2
+MAX_CHUNK = 8
 
 
 def _pool_context() -> Any:
@@ -139,21 +164,38 @@ def _pool_context() -> Any:
     return mp.get_context("spawn")
 
 
-def _init_worker(domain_dict: dict, out: str) -> None:
+def _claim(counter: Any, count: int, workers: int, most: int = MAX_CHUNK) -> range:
+    """Claim the next indices (a guided chunk, at most ``most``) from the shared counter."""
+    with counter.get_lock():
+        start = counter.value
+        size = max(1, min(most, (count - start) // (CHUNKS_PER_WORKER * workers)))
+        stop = min(count, start + size)
+        counter.value = stop
+    return range(start, stop)
+
+
+def _init_worker(domain_dict: dict, out: str, seed: int, count: int, workers: int,
+                 counter: Any, ready: Any) -> None:
     import torch
 
     # one process per core: no intra-op threads in torch or OpenCV
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    _WORKER["gen"] = SynthGenerator(DomainConfig.from_dict(domain_dict), nthreads=1)
-    _WORKER["out"] = Path(out)
+    _WORKER.update(gen=SynthGenerator(DomainConfig.from_dict(domain_dict), nthreads=1),
+                   out=Path(out), seed=seed, count=count, workers=workers, counter=counter)
+    with ready.get_lock():
+        ready.value += 1
 
 
-def _work(task: tuple[int, int]) -> dict[str, Any]:
-    index, seed = task
-    sample = _WORKER["gen"].generate(index, seed)
-    write_sample_files(_WORKER["out"], sample)
-    return _labels(sample)
+def _work(_token: int) -> list[dict[str, Any]]:
+    """Render and write the next claimed chunk; its label rows (empty when all are claimed)."""
+    w = _WORKER
+    rows = []
+    for index in _claim(w["counter"], w["count"], w["workers"]):
+        sample = w["gen"].generate(index, w["seed"])
+        write_sample_files(w["out"], sample)
+        rows.append(_labels(sample))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -180,7 +222,7 @@ def _stack(rows: list[dict[str, Any]], faces: dict[str, np.ndarray]) -> dict[str
     out: dict[str, np.ndarray] = {}
     for key in LABEL_KEYS:
         values = [r[key] for r in rows]
-        if key in ("handedness", "pose_family", "background"):
+        if key in ("handedness", "pose_family", "background", "image_ext"):
             out[key] = np.asarray(values, dtype=str)
         elif key in ("index", "width", "height"):
             out[key] = np.asarray(values, np.int64)
@@ -198,7 +240,8 @@ def _stack(rows: list[dict[str, Any]], faces: dict[str, np.ndarray]) -> dict[str
 def write_dataset(out: str | Path, domain: DomainConfig, count: int, seed: int = 0,
                   workers: int = 1, test_fraction: float = 0.2, progress: bool = True,
                   generator: SynthGenerator | None = None,
-                  on_sample: Callable[[SynthSample], None] | None = None) -> WriteResult:
+                  on_sample: Callable[[SynthSample], None] | None = None,
+                  render_during_startup: bool = True) -> WriteResult:
     """Render ``count`` samples of ``domain`` and write them under ``out``.
 
     Args:
@@ -209,8 +252,10 @@ def write_dataset(out: str | Path, domain: DomainConfig, count: int, seed: int =
         workers: processes (1 = in this process). Results do not depend on it.
         test_fraction: fraction of samples in the test split, in [0, 1).
         progress: show a tqdm progress bar.
-        generator: generator to use when ``workers == 1`` (default: a new one for ``domain``).
+        generator: generator to use in this process (default: a new one for ``domain``).
         on_sample: called with each sample (``workers == 1`` only), e.g. to collect previews.
+        render_during_startup: with ``workers > 1``, render samples in this process until the
+            workers have started (uses the core the fork server's imports leave idle).
 
     Raises:
         ValueError: bad count, seed, workers or test_fraction.
@@ -232,7 +277,6 @@ def write_dataset(out: str | Path, domain: DomainConfig, count: int, seed: int =
     for sub in ("images/left", "images/right", "masks/left", "masks/right", "depth/left",
                 "depth/right", "disparity/left"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    tasks = [(i, seed) for i in range(count)]
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     first: float | None = None
@@ -241,8 +285,8 @@ def write_dataset(out: str | Path, domain: DomainConfig, count: int, seed: int =
     bar = tqdm(total=count, desc=f"synth {domain.name}", unit="pair", disable=not progress)
     if workers == 1:
         gen = generator if generator is not None else SynthGenerator(domain)
-        for index, s in tasks:
-            sample = gen.generate(index, s)
+        for index in range(count):
+            sample = gen.generate(index, seed)
             write_sample_files(out, sample)
             rows.append(_labels(sample))
             first = first if first is not None else time.perf_counter()
@@ -252,16 +296,36 @@ def write_dataset(out: str | Path, domain: DomainConfig, count: int, seed: int =
         rig = gen.rig
     else:
         ctx = _pool_context()
-        chunk = max(1, min(MAX_CHUNK, count // (workers * CHUNKS_PER_WORKER)))
+        counter = ctx.Value("q", 0)  # next unclaimed index
+        ready = ctx.Value("i", 0)  # workers that have started
         with ctx.Pool(workers, initializer=_init_worker,
-                      initargs=(domain.to_dict(), str(out))) as pool:
-            it: Iterator[dict[str, Any]] = pool.imap_unordered(_work, tasks, chunksize=chunk)
-            for row in it:
-                rows.append(row)
+                      initargs=(domain.to_dict(), str(out), seed, count, workers, counter,
+                                ready)) as pool:
+            # one token per sample at most: each claims >= 1 index or finds none left
+            it: Iterator[list[dict[str, Any]]] = pool.imap_unordered(_work, range(count))
+            gen = generator
+            # The workers' start-up (importing torch and open3d in the fork server) takes
+            # seconds of one core: render here meanwhile, one sample at a time.
+            while render_during_startup and ready.value < workers:
+                claimed = _claim(counter, count, workers, most=1)
+                if not claimed:
+                    break
+                if gen is None:
+                    gen = SynthGenerator(domain, nthreads=1)
+                sample = gen.generate(claimed[0], seed)
+                write_sample_files(out, sample)
+                rows.append(_labels(sample))
                 first = first if first is not None else time.perf_counter()
                 bar.update()
-        from hand_mesh_core.data.synth.generator import HandRig
-        rig = HandRig()
+            for part in it:
+                rows.extend(part)
+                if part:
+                    first = first if first is not None else time.perf_counter()
+                bar.update(len(part))
+        rig = gen.rig if gen is not None else None
+        if rig is None:
+            from hand_mesh_core.data.synth.generator import HandRig
+            rig = HandRig()
     bar.close()
     end = time.perf_counter()
     seconds = end - start

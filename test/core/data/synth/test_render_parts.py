@@ -119,3 +119,29 @@ def test_mesh_helpers():
         wrist_section(ring + [0, 1, 0])
     with pytest.raises(ValueError, match="> 0"):
         forearm_mesh(sec, -1.0, 1.2, 0.0, 0.0)
+
+
+def test_sensor_image_returns_the_jpeg_that_decodes_to_the_image():
+    import cv2
+
+    from hand_mesh_core.data.synth.sensor import sensor_image
+
+    x = np.random.default_rng(0).uniform(size=(16, 24, 3)).astype(np.float32)
+    p = SensorParams(gains=np.ones((2, 3), np.float32), vignetting=0.1, blur_sigma_px=0.5,
+                     read_noise=0.01, shot_noise=0.01, gamma=2.2, jpeg_quality=80)
+    out = sensor_image(x, p, 0, np.random.default_rng(1))
+    dec = cv2.imdecode(np.frombuffer(out.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert cv2.cvtColor(dec, cv2.COLOR_BGR2RGB).tobytes() == out.image.tobytes()
+    assert out.image.tobytes() == apply_sensor(x, p, 0, np.random.default_rng(1)).tobytes()
+    p.jpeg_quality = 100
+    assert sensor_image(x, p, 0, np.random.default_rng(1)).jpeg is None
+
+
+def test_hsv_colours_match_the_scalar_version():
+    from hand_mesh_core.data.synth.backgrounds import hsv_colour, hsv_colours
+
+    rng = np.random.default_rng(2)
+    h, s, v = rng.uniform(size=(3, 20))
+    ref = np.stack([hsv_colour(a, b, c) for a, b, c in zip(h, s, v)])
+    np.testing.assert_array_equal(hsv_colours(h, s, v), ref)
+    np.testing.assert_allclose(hsv_colour(0.0, 0.0, 1.0), [1, 1, 1])

@@ -116,3 +116,14 @@ def test_sample_lighting_respects_config():
     lp = sample_lighting(np.random.default_rng(0), cfg)
     assert len(lp.lights) == 2
     np.testing.assert_allclose(-lp.lights[0].direction[2], np.cos(np.deg2rad(30.0)))
+
+
+@pytest.mark.parametrize("feature_px", [3.0, 40.0, 500.0])
+def test_noise_image_coarse_octaves_are_smooth_and_deterministic(feature_px):
+    a = noise_image(np.random.default_rng(0), 120, 170, feature_px, octaves=1)
+    b = noise_image(np.random.default_rng(0), 120, 170, feature_px, octaves=1)
+    assert a.shape == (120, 170) and a.dtype == np.float32 and a.tobytes() == b.tobytes()
+    assert np.abs(a).max() <= 1.5 and a.std() > 1e-3
+    # neighbouring pixels differ by about (range / cell size): coarse cells are smooth
+    step = np.abs(np.diff(a, axis=1)).mean()
+    assert step < 4.0 / feature_px
