@@ -623,7 +623,8 @@ class _DefaultBackend:
         read_info = self._need("hand_mesh_core.model.checkpoint", "read_checkpoint_info")
         cfg = pretrain_config(network=read_info(checkpoint).network, steps=config.adapt_steps,
                               batch_size=config.batch_size, lr=adapt_config().lr,
-                              warmup_steps=0, seed=config.seed, device=config.device)
+                              warmup_steps=0, freeze_bn=True, seed=config.seed,
+                              device=config.device)
         result = pretrain(cfg, _RightHanded(data), out_dir / "adapt_supervised",
                           init_weights=checkpoint,
                           training_data=f"synth/{config.target_domain} x{len(data)} LABELLED "

@@ -1,13 +1,14 @@
 """Shared training plumbing: devices, schedule, distributed set-up, safetensors training state."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 import torch.distributed as dist
@@ -16,8 +17,9 @@ from hand_mesh_core.model.checkpoint import load_checkpoint, save_checkpoint
 from hand_mesh_core.model.network import HandMeshNet
 from hand_mesh_core.model.topology import HandTopology
 
-__all__ = ["resolve_device", "cosine_lr", "DistInfo", "init_distributed", "CsvLogger",
-           "save_training_state", "load_training_state", "TRAIN_STATE_NAME"]
+__all__ = ["resolve_device", "cosine_lr", "freeze_batchnorm", "eval_mode", "reestimate_batchnorm",
+           "DistInfo", "init_distributed", "CsvLogger", "save_training_state",
+           "load_training_state", "TRAIN_STATE_NAME"]
 
 #: File stem of the resumable state inside an output folder.
 TRAIN_STATE_NAME = "last"
@@ -32,6 +34,67 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
     return torch.device(device)
+
+
+def freeze_batchnorm(model: torch.nn.Module) -> None:
+    """Put every batch-norm layer of ``model`` in eval mode: its running statistics stay as
+    they are while the rest trains (fine-tuning with small batches)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode inside the block; every submodule's own mode is restored after
+    (``model.train(was_training)`` would also switch frozen batch-norm layers back to train)."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def reestimate_batchnorm(model: torch.nn.Module, batches: Iterable[Any],
+                         forward: Callable[[torch.nn.Module, Any], Any]) -> int:
+    """Recompute every batch-norm layer's running statistics on new data (AdaBN).
+
+    The statistics become the plain average over ``batches`` (``momentum=None``), without
+    gradients; weights and biases are untouched. Li et al., "Adaptive Batch Normalization for
+    practical domain adaptation", Pattern Recognition 80, 2018: the source-domain statistics
+    are a large part of the domain gap.
+
+    Args:
+        model: the network (its mode is restored afterwards).
+        batches: the target data, one item per forward pass.
+        forward: ``forward(model, batch)`` runs the network on one item.
+
+    Returns:
+        The number of batch-norm layers updated (0: nothing to do).
+    """
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return 0
+    modes = [(m, m.training) for m in model.modules()]
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.eval()
+    for m in layers:
+        m.train()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                forward(model, batch)
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+        for m, training in modes:
+            m.training = training
+    return len(layers)
 
 
 def cosine_lr(step: int, total_steps: int, warmup_steps: int, min_frac: float) -> float:

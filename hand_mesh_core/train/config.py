@@ -10,11 +10,15 @@ from hand_mesh_core.model.config import NetworkConfig
 from hand_mesh_core.render.config import RenderConfig
 
 __all__ = ["PretrainConfig", "PretrainLossWeights", "AdaptConfig", "DEVICE_CHOICES",
-           "MASK_SOURCES"]
+           "MASK_SOURCES", "BATCHNORM_MODES", "GUARD_METRICS"]
 
 #: Where adaptation takes the hand masks from: the skin detector (unlabelled data, the paper's
 #: setting) or the dataset's own masks (synthetic ablations).
 MASK_SOURCES = ("skin", "labels")
+#: The guard's held-out photometric residual (:attr:`AdaptConfig.guard_metric`).
+GUARD_METRICS = ("hand_pixels", "photo_loss")
+#: Batch-norm statistics during adaptation (:attr:`AdaptConfig.batchnorm`).
+BATCHNORM_MODES = ("target", "source", "batch")
 #: Accepted ``device`` values: "auto" picks CUDA when available.
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -65,6 +69,8 @@ class PretrainConfig(ConfigBase):
                                 "batch; helps on unseen domains")
     augment: AugmentConfig = setting(default_factory=AugmentConfig,
                                      doc="photometric ranges (rotation is not used: stereo)")
+    freeze_bn: bool = setting(False, "keep batch-norm statistics frozen (fine-tuning a "
+                              "checkpoint with small batches, e.g. the oracle row)")
     workers: int = setting(0, "DataLoader worker processes", ge=0)
     device: str = setting("auto", "device", choices=DEVICE_CHOICES)
     amp: bool = setting(True, "mixed precision on CUDA (ignored on CPU)")
@@ -87,7 +93,10 @@ class AdaptConfig(ConfigBase):
     render: RenderConfig = setting(default_factory=RenderConfig, doc="the renderer")
     steps: int = setting(500, "optimiser steps", gt=0)
     batch_size: int = setting(8, "pairs per step", gt=0)
-    lr: float = setting(1e-4, "AdamW learning rate (constant)", gt=0.0)
+    lr: float = setting(1e-4, "AdamW learning rate (constant after the warm-up)", gt=0.0)
+    warmup_steps: int = setting(
+        0, "linear learning-rate warm-up from lr / warmup_steps to lr: Adam's first, "
+        "bias-corrected steps move every weight by about lr at once", ge=0)
     weight_decay: float = setting(1e-4, "AdamW weight decay", ge=0.0)
     grad_clip: float = setting(5.0, "max gradient norm (0 = off)", ge=0.0)
     holdout_frac: float = setting(0.2, "fraction of target pairs held out for the guard",
@@ -95,9 +104,19 @@ class AdaptConfig(ConfigBase):
     min_holdout: int = setting(1, "at least this many held-out pairs", ge=1)
     eval_every: int = setting(25, "steps between guard evaluations", gt=0)
     patience: int = setting(4, "guard evaluations without improvement before stopping", ge=1)
+    guard_metric: str = setting(
+        "hand_pixels", "the held-out photometric residual: \"hand_pixels\" = the mean "
+        "photometric error over the pixels where the rendered hand and the hand mask overlap "
+        "(both views; what the model claims); \"photo_loss\" = the photo term itself, which "
+        "also charges mask pixels the mesh does not cover (so it follows the skin mask's "
+        "errors)", choices=GUARD_METRICS)
     min_improvement: float = setting(0.0, "relative improvement of the held-out photometric "
                                      "residual needed to count as better", ge=0.0)
-    freeze_backbone_bn: bool = setting(True, "keep batch-norm statistics frozen (eval mode)")
+    batchnorm: str = setting(
+        "target", "batch-norm statistics during adaptation: \"target\" re-estimates them on the "
+        "unlabelled target training pairs first (AdaBN) and keeps them fixed; \"source\" keeps "
+        "the pretrained ones; \"batch\" normalises with each batch and updates them as it goes",
+        choices=BATCHNORM_MODES)
     margin_frac: float = setting(0.15, "crop margin when a label/ROI box is used", ge=0.0)
     mask_source: str = setting("skin", "hand masks for the photo/mask terms",
                                choices=MASK_SOURCES)

@@ -25,7 +25,8 @@ from hand_mesh_core.model.checkpoint import load_checkpoint, save_checkpoint
 from hand_mesh_core.model.network import HandMeshNet, HandNetOutput
 from hand_mesh_core.model.topology import HandTopology
 from hand_mesh_core.train.batch import CropJitter, CroppedDataset, TrainBatch, collate_cropped
-from hand_mesh_core.train.common import (CsvLogger, cosine_lr, init_distributed,
+from hand_mesh_core.train.common import (CsvLogger, cosine_lr, freeze_batchnorm,
+                                         init_distributed,
                                          load_training_state, resolve_device,
                                          save_training_state, TRAIN_STATE_NAME)
 from hand_mesh_core.train.config import PretrainConfig, PretrainLossWeights
@@ -224,6 +225,8 @@ def pretrain(config: PretrainConfig, samples: Any, out_dir: str | Path,
             model.train()
         optimizer = make_opt(model)
     model.train()
+    if config.freeze_bn:
+        freeze_batchnorm(model)
     net: torch.nn.Module = model
     if dist_info.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(

@@ -153,3 +153,67 @@ def test_left_hand_pairs_are_mirrored(pretrained, tmp_path):
     c = adapt(cfg, model, [s.__class__(**{**s.__dict__, "handedness": "right"}) for s in lefts],
               tmp_path / "n", crop_fn=base, frames=4, progress=False)
     assert abs(c.start_residual - a.start_residual) > 1e-4 * a.start_residual
+
+
+def test_warmup_factor_linear_then_constant():
+    from hand_mesh_core.train.adapt import _warmup_factor
+
+    assert [_warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert _warmup_factor(0, 0) == 1.0
+
+
+def _running_stats(model) -> list[torch.Tensor]:
+    return [b for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var"))]
+
+
+def test_hand_pixel_residual_matches_naive_l1(pretrained):
+    import dataclasses
+
+    from hand_mesh_core.losses.photo import crop_disparity_offset, warp_horizontal
+    from hand_mesh_core.losses.total import LossConfig
+    from hand_mesh_core.train.adapt import MAX_RESIDUAL, _render_inputs, photometric_residual
+
+    model, target, _ = pretrained
+    cfg = _cfg(losses=LossConfig(photo_alpha=0.0))  # pure L1: easy to write naively
+    ds = CroppedDataset(target[:4], 32, crop_fn=label_crop_fn(32, 0.15))
+    b = collate_cropped([ds[i] for i in range(4)])
+    halves = [collate_cropped([ds[i] for i in idx]) for idx in ((0, 1), (2, 3))]
+    got = photometric_residual(model, halves, cfg)  # pixel-weighted over batches
+    with torch.no_grad():
+        out = model.eval()(b.left, b.right, b.crops, b.K, b.baseline_m)
+        rl, rr = _render_inputs(out, b, model.faces, 32, cfg, need_soft=False)
+    total, count = 0.0, 0
+    for view, other, depth, mask, img, src in (
+            ("left", "right", rl.depth_m, b.mask_left, b.left, b.right),
+            ("right", "left", rr.depth_m, b.mask_right, b.right, b.left)):
+        offset, valid = crop_disparity_offset(depth, b.K[:, 0, 0], b.baseline_m,
+                                              b.crops.shift_px, b.crops.scale_x, view)
+        warped = warp_horizontal(src.float() / 255, offset, valid)
+        for i in range(4):
+            for y in range(32):
+                for x in range(32):
+                    if valid[i, y, x] and mask[i, y, x] > 0.5:
+                        total += float((warped[i, :, y, x] - img[i, :, y, x] / 255).abs().mean())
+                        count += 1
+    assert count > 0
+    assert got == pytest.approx(total / count, rel=1e-5)
+    # No overlap between the rendered hand and the masks: the residual's upper end.
+    empty = dataclasses.replace(b, mask_left=torch.zeros_like(b.mask_left),
+                                mask_right=torch.zeros_like(b.mask_right))
+    assert photometric_residual(model, [empty], cfg) == MAX_RESIDUAL
+
+
+@pytest.mark.parametrize("mode", ["source", "target"])
+def test_batchnorm_modes(pretrained, tmp_path, mode):
+    model, target, _ = pretrained
+    res = adapt(_cfg(batchnorm=mode, steps=10, eval_every=10, patience=1), model, target,
+                tmp_path, crop_fn=label_crop_fn(32, 0.15), progress=False)
+    # "target" re-estimates the statistics before any step: one more guard reading at step 0.
+    steps0 = [s for s, _ in res.history if s == 0]
+    assert len(steps0) == (2 if mode == "target" else 1)
+    same = all(torch.equal(a, b) for a, b in zip(_running_stats(res.model),
+                                                 _running_stats(model)))
+    if mode == "source" or not res.improved:
+        assert same  # frozen statistics (or the pretrained network returned)
+    else:
+        assert not same

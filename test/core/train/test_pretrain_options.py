@@ -52,3 +52,24 @@ def test_init_weights(tmp_path, topology, samples_factory, tiny_network):
     other = cfg.replace(network=tiny_network.replace(feature_dim=32))
     with pytest.raises(CheckpointError, match="network config differs"):
         pretrain(other, samples, tmp_path / "bad", topology, progress=False, init_weights=path)
+
+
+def test_freeze_bn_keeps_running_statistics(tmp_path, topology, samples_factory, tiny_network):
+    samples = samples_factory(4, topology)
+    init = HandMeshNet(tiny_network, topology)
+    path = save_checkpoint(tmp_path / "init.safetensors", init)
+    cfg = PretrainConfig(network=tiny_network, steps=2, batch_size=4, device="cpu",
+                         checkpoint_every=100)
+
+    def stats(model: torch.nn.Module) -> list[torch.Tensor]:
+        return [b.clone() for n, b in model.named_buffers() if "running_" in n]
+
+    frozen = pretrain(cfg.replace(freeze_bn=True), samples, tmp_path / "frozen", topology,
+                      progress=False, init_weights=path)
+    for a, b in zip(stats(frozen.model), stats(init)):
+        torch.testing.assert_close(a, b)
+    moving = pretrain(cfg, samples, tmp_path / "moving", topology, progress=False,
+                      init_weights=path)
+    assert any(not torch.allclose(a, b) for a, b in zip(stats(moving.model), stats(init)))
+    # The weights still train with frozen statistics.
+    assert not torch.allclose(frozen.model.uv_head.weight, init.uv_head.weight)
