@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("table", choices=("table1", "table2"), help="which table")
     preset = parser.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true",
-                        help="tiny CPU smoke preset (minutes; numbers are not meaningful)")
+                        help="CPU preset (ExperimentConfig.preset('quick')): the shipped "
+                        "checkpoint, small target sets; table1 in < 15 min on 2 cores")
     preset.add_argument("--config", type=Path, default=None, help="ExperimentConfig YAML")
     parser.add_argument("--out", type=Path, default=Path("runs/experiments"),
                         help="output folder (default: runs/experiments)")
@@ -35,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "self_supervised_monocular (z-head, tested on the left image "
                              "only), supervised_oracle (fine-tuned on target labels); table2: "
                              "self_supervised_binocular, without_<loss>")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None, metavar="DIR",
+                        help="merge the <table>.json of runs that each made some rows (same "
+                             "config apart from --rows) into --out/<table>; trains nothing")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved configuration as YAML and exit")
 
@@ -43,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from hand_mesh_core.eval.experiments import (
         BackendUnavailable, ExperimentConfig, default_backend, render_markdown, run_table,
     )
+
+    if args.merge:
+        return _merge(args)
 
     if args.config is not None:
         config = ExperimentConfig.from_yaml(args.config)
@@ -70,4 +77,29 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     print(render_markdown(result), end="")
     print(f"wrote {args.out / args.table / (args.table + '.json')}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    import json
+
+    from hand_mesh_core.eval.experiments import TableResult, merge_tables, render_markdown
+
+    parts = []
+    for folder in args.merge:
+        path = folder / f"{args.table}.json"
+        if not path.is_file():
+            raise CliError(f"--merge: no {path}")
+        try:
+            parts.append(TableResult.from_dict(json.loads(path.read_text())))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(f"--merge: {path} is not a {args.table} result: {exc}") from exc
+    try:
+        result = merge_tables(parts, notes="Merged with `hand-mesh experiment "
+                              f"{args.table} --merge {' '.join(str(f) for f in args.merge)}`.")
+    except ValueError as exc:
+        raise CliError(f"--merge: {exc}") from exc
+    js, _ = result.write(args.out / args.table)
+    print(render_markdown(result), end="")
+    print(f"wrote {js}")
     return 0

@@ -38,15 +38,22 @@ from hand_mesh_core.eval.config import EvalConfig, MetricsConfig
 from hand_mesh_core.eval.evaluate import EvalReport, evaluate
 from hand_mesh_core.eval.metrics import PCKCurve
 from hand_mesh_core.eval.plots import plot_before_after, plot_pck_curves
+from hand_mesh_core.losses.total import LossWeights
+from hand_mesh_core.train.config import ADAPT_LOSS_WEIGHTS
 from hand_mesh_core.pipeline import (HandMeshEstimator, HandMeshPipeline,
                                      KnownHandednessEstimator)
 
 __all__ = [
     "TABLES", "PRESETS", "TRAIN_MODES", "ROW_LABELS", "ExperimentConfig", "RowSpec",
     "RowResult", "TableResult", "ExperimentBackend", "table_rows", "run_table",
-    "render_markdown", "default_backend", "BackendUnavailable", "Z_HEAD_START_NAME",
+    "render_markdown", "default_backend", "BackendUnavailable", "merge_tables",
+    "Z_HEAD_START_NAME",
 ]
 
+#: Adaptation steps of the ``quick`` preset: on 2 CPU cores the whole table1 (four rows) stays
+#: under 15 minutes; the adapted error levels off after ~50-100 steps on 32 pairs
+#: (docs/results.md, "Adaptation recipe").
+QUICK_ADAPT_STEPS = 100
 #: The reproducible tables.
 TABLES = ("table1", "table2")
 #: Named presets of :class:`ExperimentConfig`.
@@ -104,6 +111,10 @@ class ExperimentConfig(ConfigBase):
         "False runs every test pair as a right hand")
     rows: tuple[str, ...] = setting((), "row keys to run (e.g. test_directly); empty = every "
                                     "row of the table")
+    loss_weights: LossWeights = setting(
+        default_factory=lambda: ADAPT_LOSS_WEIGHTS,
+        doc="self-supervised loss weights of the adaptation rows (default: "
+        "hand_mesh_core.train.config.ADAPT_LOSS_WEIGHTS; the paper's are LossWeights())")
     ablate_losses: tuple[str, ...] = setting(
         (), "table2: losses dropped one at a time; empty = every loss of the adaptation")
     metrics: MetricsConfig = setting(doc="metric settings", default_factory=MetricsConfig)
@@ -122,11 +133,16 @@ class ExperimentConfig(ConfigBase):
 
     @classmethod
     def preset(cls, name: str) -> "ExperimentConfig":
-        """The ``quick`` (CPU smoke test: tiny data, few steps; numbers are not meaningful)
-        or ``full`` (the reported configuration) preset."""
+        """The ``quick`` or ``full`` preset.
+
+        ``quick``: every row from the shipped checkpoint (no pretraining run), 32 unlabelled
+        target pairs, 32 test pairs, :data:`QUICK_ADAPT_STEPS` steps: table1 in under 15
+        minutes on 2 CPU cores, and it shows the effect (docs/results.md). ``full``: pretraining
+        on the source domain and the protocol's sizes (a GPU run).
+        """
         if name == "quick":
-            return cls(preset_name="quick", n_source_train=64, n_target_train=32,
-                       n_target_test=16, pretrain_steps=200, adapt_steps=100, batch_size=8)
+            return cls(preset_name="quick", pretrained_checkpoint="default", n_target_train=32,
+                       n_target_test=32, adapt_steps=QUICK_ADAPT_STEPS, batch_size=8)
         if name == "full":
             return cls(preset_name="full")
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {name!r}")
@@ -407,6 +423,51 @@ def run_table(table: str, config: ExperimentConfig, backend: ExperimentBackend,
     return result
 
 
+def _row_order(key: str) -> int:
+    """Table order of a row key: table1's rows, then table2's ablations in loss order."""
+    from hand_mesh_core.losses.total import TERM_NAMES
+
+    order = [k for k, _ in _TABLE1_ROWS] + [f"without_{n}" for n in TERM_NAMES]
+    return order.index(key) if key in order else len(order)
+
+
+def merge_tables(results: Sequence[TableResult], notes: str = "") -> TableResult:
+    """One table from runs that each produced some of its rows (e.g. one process per row).
+
+    Args:
+        results: tables of the same kind whose configurations differ only in ``rows``.
+        notes: provenance of the merge, added after the parts' own (distinct) notes.
+
+    Returns:
+        The table with every row, in table order; its config lists the rows.
+
+    Raises:
+        ValueError: no results, mixed tables, configurations that differ beyond ``rows``, or a
+            row that appears twice.
+    """
+    if not results:
+        raise ValueError("merge_tables needs at least one table")
+    table = results[0].table
+    base = results[0].config.replace(rows=())
+    for r in results[1:]:
+        if r.table != table:
+            raise ValueError(f"cannot merge {r.table} into {table}")
+        if r.config.replace(rows=()) != base:
+            diff = sorted(k for k, v in r.config.replace(rows=()).to_dict().items()
+                          if base.to_dict()[k] != v)
+            raise ValueError(f"configurations differ beyond rows: {diff}")
+    rows = [row for r in results for row in r.rows]
+    keys = [row.key for row in rows]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    if dup:
+        raise ValueError(f"rows appear in more than one table: {dup}")
+    rows.sort(key=lambda row: _row_order(row.key))
+    parts = list(dict.fromkeys(r.notes for r in results if r.notes))
+    text = "\n\n".join(parts + ([notes] if notes else []))
+    return TableResult(table, base.replace(rows=tuple(row.key for row in rows)), tuple(rows),
+                       text)
+
+
 def _resolve_checkpoint(name: str) -> Path:
     """``ExperimentConfig.pretrained_checkpoint`` -> an existing checkpoint path.
 
@@ -582,10 +643,9 @@ class _DefaultBackend:
             return self._finetune_supervised(checkpoint, data, config, out_dir)
         adapt = self._adapt_fn(mode)
         adapt_config = self._need("hand_mesh_core.train.config", "AdaptConfig")
-        loss_weights = self._need("hand_mesh_core.losses.total", "LossWeights")
         loss_config = self._need("hand_mesh_core.losses.total", "LossConfig")
         load_checkpoint = self._need("hand_mesh_core.model.checkpoint", "load_checkpoint")
-        weights = loss_weights()
+        weights = config.loss_weights
         if drop_loss is not None:
             weights = weights.replace(**{drop_loss: 0.0})
         defaults = adapt_config()

@@ -234,6 +234,11 @@ def _forward(model: HandMeshNet, batch: TrainBatch) -> HandNetOutput:
     return model(batch.left, batch.right, batch.crops, batch.K, batch.baseline_m)
 
 
+def _better(residual: float, best: float, min_improvement: float) -> bool:
+    """The guard's test: ``residual`` beats ``best`` by at least ``min_improvement`` (relative)."""
+    return residual < best * (1.0 - min_improvement) and residual < best
+
+
 def _warmup_factor(step: int, warmup_steps: int) -> float:
     """Learning-rate factor of 0-based ``step``: linear from 1 / warmup_steps to 1."""
     return 1.0 if step >= warmup_steps else (step + 1) / warmup_steps
@@ -316,7 +321,7 @@ def adapt(config: AdaptConfig, pretrained: HandMeshNet, samples: Sequence[Stereo
             history.append((0, res))
             bn_note = (f"; batch-norm statistics re-estimated on {len(train_idx)} target pairs "
                        f"(held-out residual {res:.5f})")
-            if res < best:
+            if _better(res, best, config.min_improvement):
                 best, best_state = res, copy.deepcopy(model.state_dict())
     # The edge term's pseudo labels: a frozen copy of the starting network (after the
     # batch-norm re-estimation, so the labels come from the better-normalised network).
@@ -353,7 +358,7 @@ def adapt(config: AdaptConfig, pretrained: HandMeshNet, samples: Sequence[Stereo
                 res = photometric_residual(model, holdout, config)
                 history.append((step, res))
                 row["holdout_photo"] = res
-                if res < best * (1.0 - config.min_improvement) and res < best:
+                if _better(res, best, config.min_improvement):
                     best, best_step, bad_evals = res, step, 0
                     best_state = copy.deepcopy(model.state_dict())
                 else:

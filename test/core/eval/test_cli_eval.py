@@ -164,7 +164,7 @@ def test_cli_experiment_runs_backend_and_reports_missing(capsys, tmp_path, monke
     monkeypatch.setattr(experiments, "default_backend", lambda: Backend())
     cfg_path = tmp_path / "tiny.yaml"
     ExperimentConfig.preset("quick").replace(
-        n_source_train=1, n_target_train=1, n_target_test=1,
+        n_source_train=1, n_target_train=1, n_target_test=1, pretrained_checkpoint="",
         rows=["test_directly", "self_supervised_binocular"]).to_yaml(cfg_path)
     assert main(["experiment", "table1", "--config", str(cfg_path), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -182,3 +182,29 @@ def test_cli_experiment_runs_backend_and_reports_missing(capsys, tmp_path, monke
     monkeypatch.setattr(experiments, "default_backend", lambda: Missing())
     assert main(["experiment", "table1", "--quick", "--out", str(tmp_path)]) == 2
     assert "train.adapt is not available yet" in capsys.readouterr().err
+
+
+def test_cli_experiment_merge(capsys, tmp_path):
+    from hand_mesh_core.eval.experiments import RowResult, TableResult
+
+    cfg = ExperimentConfig.preset("quick")
+    rows = {"self_supervised_binocular": RowResult("self_supervised_binocular", "Ours", 10.0,
+                                                   8.0, 6.0, 0.9, 0.95, 4, 0, 12.0),
+            "test_directly": RowResult("test_directly", "Direct", 40.0, 30.0, 20.0, 0.1, 0.2,
+                                       4, 1, 0.0)}
+    for key, row in rows.items():
+        TableResult("table1", cfg.replace(rows=[key]), (row,), "part").write(tmp_path / key)
+    out = tmp_path / "merged"
+    assert main(["experiment", "table1", "--merge", str(tmp_path / "self_supervised_binocular"),
+                 str(tmp_path / "test_directly"), "--out", str(out)]) == 0
+    merged = json.loads((out / "table1" / "table1.json").read_text())
+    assert [r["key"] for r in merged["rows"]] == ["test_directly", "self_supervised_binocular"]
+    assert "| Direct | 40.0 |" in capsys.readouterr().out
+    # A folder without the table, and parts whose configs differ: one line, exit 2.
+    assert main(["experiment", "table1", "--merge", str(tmp_path), "--out", str(out)]) == 2
+    assert "--merge: no" in capsys.readouterr().err
+    TableResult("table1", cfg.replace(seed=5, rows=["x"]), (rows["test_directly"],)).write(
+        tmp_path / "other")
+    assert main(["experiment", "table1", "--merge", str(tmp_path / "other"),
+                 str(tmp_path / "self_supervised_binocular"), "--out", str(out)]) == 2
+    assert "differ beyond rows: ['seed']" in capsys.readouterr().err

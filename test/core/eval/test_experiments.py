@@ -1,6 +1,7 @@
 """Tests of the experiment orchestration, results and markdown, with a test-double backend."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,7 +12,7 @@ from hand_mesh_core.config.base import ConfigError
 from hand_mesh_core.data.types import StereoSample
 from hand_mesh_core.eval.experiments import (
     BackendUnavailable, ExperimentConfig, RowResult, TableResult, default_backend,
-    render_markdown, run_table, table_rows,
+    merge_tables, render_markdown, run_table, table_rows,
 )
 from hand_mesh_core.geometry.camera import StereoCamera
 from hand_mesh_core.geometry.mesh import uv_sphere
@@ -131,6 +132,32 @@ def test_row_selection(tmp_path):
         run_table("table1", TINY.replace(rows=["ours"]), _Backend(), tmp_path)
     with pytest.raises(ConfigError, match="rows must be distinct"):
         TINY.replace(rows=["a", "a"])
+
+
+def test_merge_tables_from_per_row_runs(tmp_path):
+    parts = [run_table("table1", TINY.replace(rows=[key]), _Backend(), tmp_path / key,
+                       row_plots=False, notes="part")
+             for key in ("supervised_oracle", "test_directly", "self_supervised_binocular")]
+    whole = run_table("table1", TINY.replace(rows=["test_directly", "self_supervised_binocular",
+                                                   "supervised_oracle"]),
+                      _Backend(), tmp_path / "whole", row_plots=False)
+    merged = merge_tables(parts, notes="merged")
+
+    def numbers(rows):  # everything but the wall-clock train time
+        return [dataclasses.replace(r, train_time_s=0.0) for r in rows]
+
+    assert numbers(merged.rows) == numbers(whole.rows)  # same numbers, table order
+    assert merged.config == whole.config
+    assert merged.notes == "part\n\nmerged"
+    with pytest.raises(ValueError, match="at least one"):
+        merge_tables([])
+    with pytest.raises(ValueError, match=r"more than one table: \['test_directly'\]"):
+        merge_tables(parts + parts[1:2])
+    other = TableResult("table1", TINY.replace(seed=9, rows=("x",)), parts[0].rows)
+    with pytest.raises(ValueError, match=r"differ beyond rows: \['seed'\]"):
+        merge_tables([parts[1], other])
+    with pytest.raises(ValueError, match="cannot merge table2 into table1"):
+        merge_tables([parts[1], TableResult("table2", TINY, parts[0].rows)])
 
 
 def test_render_markdown_hand_built():
