@@ -123,6 +123,11 @@ class RoiConfig(ConfigBase):
                                      "fails", unit="m", gt=0.0)
     margin_frac: float = setting(0.15, "square ROI side = long side * (1 + 2 * margin)",
                                  ge=0.0)
+    min_window_size_m: float = setting(
+        0.15, "the window's side before the margin is at least this at the hand's depth: a "
+        "blob that is only part of the hand (shadowed or dark skin outside the colour box, a "
+        "cut finger) still gets a hand-sized window; 15 cm = a small adult hand's length",
+        unit="m", ge=0.0)
     dense_stereo: bool = setting(True, "compute a dense disparity map (SGBM) to split blobs "
                                  "into depth layers and score protrusion (needs the images)")
     stereo_downscale: int = setting(2, "the dense disparity is computed at 1/this resolution "
@@ -141,6 +146,11 @@ class RoiConfig(ConfigBase):
                                      gt=0.0)
     behind_margin_m: float = setting(0.04, "a surrounding pixel is behind the blob when it is "
                                      "at least this much farther", unit="m", gt=0.0)
+    behind_margin_px: float = setting(
+        4.0, "... and at least this much smaller in disparity: the dense disparity (SGBM at "
+        "half resolution) is off by 1-2 px on textured surfaces, i.e. 2-5 cm at 1-1.5 m, so "
+        "a patch on a wall would look a few cm in front of its surroundings (synthetic "
+        "target_lab, seed 7)", unit="px", ge=0.0)
     good_behind_frac: float = setting(0.6, "fraction of the surrounding ring behind the blob "
                                       "that earns the full protrusion score (a hand is held in "
                                       "front of what lies around it; a sleeve at its depth "
@@ -155,6 +165,10 @@ class RoiConfig(ConfigBase):
     max_wrist_ratio: float = setting(0.8, "the wrist (narrowest section) must be at most this "
                                      "fraction of the hand piece's widest section", gt=0.0,
                                      le=1.0)
+    min_forearm_solidity: float = setting(
+        0.8, "the part a wrist cut removes must be this convex (area / convex hull area) to be "
+        "a forearm: fingers cut off at the knuckles are several thin pieces (solidity ~0.5), "
+        "a forearm one tapered cylinder (~0.9)", gt=0.0, le=1.0)
     refine_skin: bool = setting(False, "fit the skin colour on the chosen blob, re-segment "
                                 "and search again (only when the masks are not given)")
     refine_max_mahalanobis: float = setting(3.0, "Mahalanobis radius of the refined colour "

@@ -19,10 +19,12 @@ the left image (:mod:`hand_mesh_core.data.skin`) is scored with more cues:
   (:func:`depth_layers`), so a hand merged with a skin-coloured patch on a farther surface
   becomes its own candidate.
 * **protrusion**: the fraction of a ring around the candidate lying at least
-  ``behind_margin_m`` behind it; a hand is held in front of what surrounds it, a patch printed
-  on a wall is not.
+  ``behind_margin_m`` (and ``behind_margin_px``) behind it, both read on the dense disparity;
+  a hand is held in front of what surrounds it, a patch printed on a wall is not.
 * **wrist cut** (``split_forearm``): a blob longer than a hand at its depth also yields its
-  hand end, cut at the narrowest section of its width profile (:func:`split_forearm`).
+  hand end, cut at the narrowest section of its width profile (:func:`split_forearm`) when the
+  removed part looks like a forearm (convex, no finger gaps); the hand end then scores at
+  least as the whole blob, so the window is the hand's, not hand + forearm.
 * optional **colour refinement** (``refine_skin``): the colour model is refitted on the chosen
   blob and the search repeated (:func:`refine_skin_masks`).
 
@@ -30,7 +32,9 @@ Known limits: a hand whose colour leaves the skin box (dark skin in shadow) is b
 mask and cannot be found; SGBM is unreliable on repetitive stripes, which can give background
 blobs a spurious protrusion.
 
-The best blob above ``min_score`` becomes a square window with a margin, and the right window is
+The best blob above ``min_score`` becomes a square window with a margin (its side at least
+``min_window_size_m`` at the blob's depth: a blob that is only part of the hand still gets a
+hand-sized window), and the right window is
 the left one shifted by the matched disparity. An external ROI (a detector's box) can be given
 instead; its disparity is measured the same way, falling back to a depth prior.
 
@@ -336,6 +340,14 @@ def _layer_tolerance_px(d: float, fx_baseline: float, config: RoiConfig) -> floa
     return d * d * config.hand_depth_halfrange_m / fx_baseline
 
 
+def _behind_margin_px(d: float, fx_baseline: float, config: RoiConfig) -> float:
+    """Disparity drop at disparity ``d`` that counts as "behind": ``behind_margin_m`` of
+    depth, and at least ``behind_margin_px`` (the dense disparity's noise)."""
+    # z = fB / d: a depth step dz at z is a disparity step d^2 dz / (fB + d dz).
+    dz = config.behind_margin_m
+    return max(d * d * dz / (fx_baseline + d * dz), config.behind_margin_px)
+
+
 def depth_layers(blob: np.ndarray, disparity: np.ndarray, fx_baseline: float,
                  config: RoiConfig | None = None) -> list[tuple[np.ndarray, float]]:
     """Split a blob into depth layers of its dense disparity.
@@ -391,6 +403,32 @@ def depth_layers(blob: np.ndarray, disparity: np.ndarray, fx_baseline: float,
     return out
 
 
+def _piece(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The pixels ``(xs, ys)`` as a mask of their bounding box."""
+    x0, y0 = xs.min(), ys.min()
+    piece = np.zeros((ys.max() - y0 + 1, xs.max() - x0 + 1), bool)
+    piece[ys - y0, xs - x0] = True
+    return piece
+
+
+def _is_forearm(xs: np.ndarray, ys: np.ndarray, hand_xs: np.ndarray, hand_ys: np.ndarray,
+                config: RoiConfig) -> bool:
+    """Whether the pixels ``(xs, ys)`` cut off a blob look like a forearm next to the kept
+    ``(hand_xs, hand_ys)``: convex (solidity >= ``min_forearm_solidity``) and with no more
+    finger gaps than the hand piece."""
+    if len(xs) < _MIN_SPLIT_PIXELS or len(hand_xs) == 0:
+        return False
+    arm = _piece(xs, ys)
+    hull = cv2.convexHull(np.stack([xs, ys], 1).astype(np.int32))
+    # contourArea of the hull counts pixel centres: add half the perimeter (pixel squares).
+    hull_area = cv2.contourArea(hull) + 0.5 * cv2.arcLength(hull, True) + 1.0
+    if len(xs) / hull_area < config.min_forearm_solidity:
+        return False
+    hand = _piece(hand_xs, hand_ys)
+    return (_finger_gaps(arm, config.finger_defect_frac * max(arm.shape))
+            <= _finger_gaps(hand, config.finger_defect_frac * max(hand.shape)))
+
+
 def split_forearm(blob: np.ndarray, px_per_m: float, config: RoiConfig | None = None,
                   border: tuple[bool, bool, bool, bool] = (False, False, False, False)
                   ) -> np.ndarray | None:
@@ -401,7 +439,9 @@ def split_forearm(blob: np.ndarray, px_per_m: float, config: RoiConfig | None = 
     with ``px_per_m``) is the wrist candidate; it counts when it is at most ``max_wrist_ratio``
     of the widest slice on the end's side (the palm). When the blob touches the image border
     at exactly one end, that end is the forearm (arms leave the picture, hands come in);
-    otherwise the end with the lower ratio is the hand.
+    otherwise the end with the lower ratio is the hand. A cut counts only when the part it
+    removes looks like a forearm: convex (solidity >= ``min_forearm_solidity``) and with no
+    more finger gaps than the kept part (spread fingers also make a narrow section).
 
     Args:
         blob: (h, w) bool, one component.
@@ -455,13 +495,20 @@ def split_forearm(blob: np.ndarray, px_per_m: float, config: RoiConfig | None = 
                             or (border[3] and (ex[:, 1] == h - 1).any())))
     if touches[0] != touches[1]:
         hand_end = 1 if touches[0] else 0
-        chosen = [e for e in ends if e[1] == hand_end]
-        if not chosen:
-            return None
-        _, end, cut = chosen[0]
-    else:
-        _, end, cut = min(ends)
-    keep = idx < cut if end == 0 else idx > len(width) - 1 - cut
+        ends = [e for e in ends if e[1] == hand_end]
+
+    def kept(end: int, cut: int) -> np.ndarray:
+        return idx < cut if end == 0 else idx > len(width) - 1 - cut
+
+    # A forearm is one convex piece without fingers: a cut whose removed part is ragged or
+    # shows more finger gaps than the kept part cut the fingers off (spread fingers make a
+    # narrow section too).
+    ends = [e for e in ends if _is_forearm(xs[~kept(e[1], e[2])], ys[~kept(e[1], e[2])],
+                                           xs[kept(e[1], e[2])], ys[kept(e[1], e[2])], config)]
+    if not ends:
+        return None
+    _, end, cut = min(ends)
+    keep = kept(end, cut)
     piece = np.zeros_like(blob)
     piece[ys[keep], xs[keep]] = True
     n, labels, stats, _ = cv2.connectedComponentsWithStats(piece.astype(np.uint8),
@@ -543,7 +590,7 @@ def _score(mask_left: np.ndarray, mask_right: np.ndarray, camera: StereoCamera,
                 cand = ctx.score(piece, x0 + px, y0 + py, i, d)
                 out.append(cand)
                 out.extend(ctx.forearm(piece, x0 + px, y0 + py, i, cand))
-    out.sort(key=lambda c: -c.score)
+    out.sort(key=lambda c: (-c.score, not c.forearm_cut))   # a tie: the hand end first
     return out
 
 
@@ -584,7 +631,7 @@ class _Context:
         prior_iou = box_iou(box, self.prior) if self.prior is not None else 0.0
         # Protrusion only for depth layers: a blob without dense disparity (flat colour, a
         # repetitive pattern) has no reliable surroundings to compare with.
-        protrusion = (self._protrusion(blob, x0, y0, parent, disparity)
+        protrusion = (self._protrusion(blob, x0, y0, parent)
                       if stereo and layer_d is not None else 0.0)
         score = (config.weight_stereo * min(iou / config.good_stereo_iou, 1.0)
                  + config.weight_size * (_size_score(size, config) if stereo else 0.0)
@@ -595,12 +642,19 @@ class _Context:
                             float(depth), float(size), gaps, float(prior_iou), float(score),
                             float(protrusion), float(layer_d or 0.0), forearm_cut)
 
-    def _protrusion(self, blob: np.ndarray, x0: int, y0: int, parent: int,
-                    disparity: float) -> float:
+    def _protrusion(self, blob: np.ndarray, x0: int, y0: int, parent: int) -> float:
+        """Fraction of the valid ring pixels behind the piece, both read on the dense
+        disparity (the same measurement: the mask-matched disparity is biased by a few px,
+        which is several cm at 1.5 m)."""
         if self.disparity is None:
             return 0.0
         h, w = blob.shape
         H, W = self.labels.shape
+        own = self.disparity[y0:y0 + h, x0:x0 + w][blob]
+        own = own[own > 0]
+        if len(own) == 0:
+            return 0.0
+        d_piece = float(np.median(own))
         r = max(int(round(self.config.ring_width_frac * max(w, h))), _MIN_RING_PX)
         bx0, by0 = max(x0 - r, 0), max(y0 - r, 0)
         bx1, by1 = min(x0 + w + r, W), min(y0 + h + r, H)
@@ -614,9 +668,8 @@ class _Context:
         values = values[values > 0]
         if len(values) < _MIN_RING_PIXELS:
             return 0.0
-        fb = self.camera.fx_baseline
-        behind = fb / values - fb / disparity >= self.config.behind_margin_m
-        return float(behind.mean())
+        margin = _behind_margin_px(d_piece, self.camera.fx_baseline, self.config)
+        return float((values <= d_piece - margin).mean())
 
     def forearm(self, blob: np.ndarray, x0: int, y0: int, parent: int,
                 cand: RoiCandidate) -> list[RoiCandidate]:
@@ -635,14 +688,27 @@ class _Context:
         py, px = ys.min(), xs.min()
         sub = piece[py:ys.max() + 1, px:xs.max() + 1]
         layer_d = cand.layer_disparity_px if cand.layer_disparity_px > 0 else None
-        return [self.score(sub, x0 + int(px), y0 + int(py), parent, layer_d, True)]
+        cut = self.score(sub, x0 + int(px), y0 + int(py), parent, layer_d, True)
+        # The cut passed the wrist, border and forearm tests: its hand end is the same object
+        # as the whole blob, only without the forearm, so it scores at least as the blob (a
+        # fist or a hand seen end-on is shorter than min_hand_size_m).
+        return [replace(cut, score=max(cut.score, cand.score))]
 
 
-def _square(box: Box, margin_frac: float) -> Box:
+def _square(box: Box, margin_frac: float, min_side_px: float = 0.0) -> Box:
     x0, y0, w, h = box
-    side = max(w, h) * (1.0 + 2.0 * margin_frac)
+    side = max(w, h, min_side_px) * (1.0 + 2.0 * margin_frac)
     cx, cy = x0 + w / 2, y0 + h / 2
     return (cx - side / 2, cy - side / 2, side, side)
+
+
+def _hand_window(cand: RoiCandidate, camera: StereoCamera, config: RoiConfig) -> Box:
+    """The square window of a chosen blob: its long side, at least ``min_window_size_m`` at
+    its depth (a blob that is only part of the hand still gets a hand-sized window), plus
+    the margin."""
+    min_side = (config.min_window_size_m * min(camera.fx, camera.fy) / cand.depth_m
+                if cand.stereo_ok and cand.depth_m > 0 else 0.0)
+    return _square(cand.bbox_left, config.margin_frac, min_side)
 
 
 def _masks(left: np.ndarray, right: np.ndarray, masks, skin_config):
@@ -751,7 +817,7 @@ def _best_roi(mask_l: np.ndarray, mask_r: np.ndarray, camera: StereoCamera, conf
     else:
         depth, matched = config.default_depth_m, False
         disparity_px = camera.fx_baseline / depth
-    return HandRoi(_square(best.bbox_left, config.margin_frac), disparity_px, depth, best.score,
+    return HandRoi(_hand_window(best, camera, config), disparity_px, depth, best.score,
                    "skin", matched, best, tuple(candidates))
 
 
@@ -931,7 +997,7 @@ def track_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera, pr
     if not cands or cands[0].score < config.min_score:
         return None
     best = cands[0]
-    return HandRoi(_square(best.bbox_left, config.margin_frac), best.disparity_px,
+    return HandRoi(_hand_window(best, camera, config), best.disparity_px,
                    best.depth_m, best.score, "track", True, best, tuple(cands))
 
 

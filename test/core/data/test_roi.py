@@ -540,3 +540,102 @@ def test_quick_hand_roi_searches_the_whole_image_without_a_prior():
     assert quick_hand_roi(dark, dark, WIDE) is None
     with pytest.raises(TypeError, match="RoiConfig"):
         quick_hand_roi(left, right, WIDE, config=3)
+
+
+# ------------------------------------------------- issue 5/6: protrusion, window, wrist cut
+def test_protrusion_needs_a_disparity_margin_in_px_on_a_far_wall():
+    # A skin patch on a wall at 1.33 m (d = 30 px) whose dense disparity reads 3 px nearer
+    # than its surroundings (SGBM bias): in metres that is 0.12 m in front (> behind_margin_m)
+    # but within behind_margin_px, so it does not protrude; a hand 50 px nearer does.
+    ml = np.zeros((240, 320), bool)
+    ml[40:85, 40:85] = True                                  # the patch (45 px = 0.15 m)
+    ml[100:220, 200:280] = _hand_blob()                      # the hand at d = 80 px
+    mr = np.zeros_like(ml)
+    mr[40:85, 40 - BG_D:85 - BG_D] = True
+    mr[100:220, 200 - HAND_D:280 - HAND_D] = _hand_blob()
+    disp = np.full((240, 320), float(BG_D), np.float32)
+    disp[40:85, 40:85] = BG_D + 3.0
+    disp[100:220, 200:280][_hand_blob()] = HAND_D
+    cfg = RoiConfig()
+    assert CAM.fx_baseline / BG_D - CAM.fx_baseline / (BG_D + 3) > cfg.behind_margin_m
+    cands = score_candidates(ml, mr, CAM, cfg, disparity=disp)
+    patch = [c for c in cands if c.bbox_left[:2] == (39.5, 39.5)][0]
+    hand = [c for c in cands if c.bbox_left[:2] == (199.5, 99.5)][0]
+    assert patch.behind_frac == 0.0 and hand.behind_frac == pytest.approx(1.0)
+    assert cands[0] is hand
+    # Without the px margin the patch would protrude: the cue reads the dense map itself.
+    loose = score_candidates(ml, mr, CAM, cfg.replace(behind_margin_px=0.0), disparity=disp)
+    assert [c for c in loose if c.bbox_left[:2] == (39.5, 39.5)][0].behind_frac == 1.0
+    with pytest.raises(ConfigError, match="behind_margin_px"):
+        RoiConfig(behind_margin_px=-1.0)
+
+
+def test_window_is_at_least_min_window_size_at_the_hand_depth():
+    # A 40 x 30 px stereo blob at d = 80 px (0.5 m): 0.05 m, a piece of a hand (shadowed
+    # skin). Its window is 0.15 m at 0.5 m = 120 px (+ margin), centred on the blob.
+    ml = np.zeros((240, 320), bool)
+    ml[100:130, 200:240] = True
+    mr = np.zeros_like(ml)
+    mr[100:130, 120:160] = True
+    cfg = RoiConfig(min_score=0.5)
+    roi = find_hand_roi(None, None, CAM, cfg, masks=(ml, mr))
+    side = cfg.min_window_size_m * CAM.fx / roi.depth_m * (1 + 2 * cfg.margin_frac)
+    assert roi.depth_m == pytest.approx(0.5, rel=0.01)
+    assert roi.left[2] == roi.left[3] == pytest.approx(side)
+    assert roi.center_uv == pytest.approx((219.5, 114.5))
+    off = find_hand_roi(None, None, CAM, cfg.replace(min_window_size_m=0.0), masks=(ml, mr))
+    assert off.left[2] == pytest.approx(40 * (1 + 2 * cfg.margin_frac))
+    # A large blob keeps its own size (the test above: 120 px hand at 0.5 m = 0.15 m).
+    ml2, mr2 = _scene()
+    assert find_hand_roi(None, None, CAM, masks=(ml2, mr2)).left[2] == pytest.approx(120 * 1.3)
+    with pytest.raises(ConfigError, match="min_window_size_m"):
+        RoiConfig(min_window_size_m=-0.1)
+
+
+def _spread_hand_on_arm():
+    """A 180 px blob (0.225 m at 800 px/m): four 10 px fingers 60 px long with 10 px gaps
+    (spread), a palm 80 px wide and 60 px long, then 60 px of a 50 px wide forearm. From the
+    forearm end, the narrowest section 9-22 cm away lies across the fingers (40 of 80 px:
+    ratio 0.5); from the finger end it is the wrist (50 of 80 px: 0.625)."""
+    m = np.zeros((180, 80), bool)
+    for k in range(4):
+        m[0:60, 2 + k * 20:12 + k * 20] = True     # fingers
+    m[60:120] = True                               # palm
+    m[120:, 15:65] = True                          # forearm
+    return m
+
+
+def test_split_forearm_never_cuts_the_fingers_off():
+    blob = _spread_hand_on_arm()
+    cfg = RoiConfig()
+    # The lower width ratio alone cuts the fingers off (keeps palm + forearm) ...
+    loose = split_forearm(blob, 800.0, cfg.replace(min_forearm_solidity=1e-6))
+    assert loose is not None and not loose[:50].any() and loose[179].any()
+    # ... the removed part must be a forearm (convex, no finger gaps): the wrist cut.
+    for flip in (False, True):
+        piece = split_forearm(blob[::-1] if flip else blob, 800.0, cfg)
+        assert piece is not None
+        rows = np.nonzero(piece.any(axis=1))[0]
+        if flip:
+            assert rows.max() == 179 and 50 <= rows.min() <= 72   # wrist: row 60
+        else:
+            assert rows.min() == 0 and 107 <= rows.max() <= 129   # wrist: row 120
+    with pytest.raises(ConfigError, match="min_forearm_solidity"):
+        RoiConfig(min_forearm_solidity=1.5)
+
+
+def test_forearm_cut_wins_a_tie_with_its_blob():
+    # Hand + forearm at 0.5 m (0.4 m long): the cut's hand end scores at least the whole
+    # blob and comes first; the window is the hand's (plus margin), not hand + forearm.
+    cam = StereoCamera(fx=400.0, fy=400.0, cx=160.0, cy=240.0, baseline_m=0.1, width=320,
+                       height=480)
+    ml = np.zeros((480, 320), bool)
+    mr = np.zeros((480, 320), bool)
+    ml[100:420, 200:280] = _arm_blob()
+    mr[100:420, 120:200] = _arm_blob()
+    cfg = RoiConfig(weight_size=0.0)        # the size cue alone would prefer the cut
+    cands = score_candidates(ml, mr, cam, cfg)
+    whole = [c for c in cands if not c.forearm_cut][0]
+    assert cands[0].forearm_cut and cands[0].score == pytest.approx(whole.score)
+    roi = find_hand_roi(None, None, cam, cfg, masks=(ml, mr))
+    assert roi.candidate.forearm_cut and roi.left[3] < 0.5 * 320 * 1.3
