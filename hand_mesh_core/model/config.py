@@ -37,6 +37,10 @@ class NetworkConfig(ConfigBase):
     mono_depth_ref_m: float = setting(
         0.25, "z-head root depth prior: z = ref * fx / window_px * exp(s); about the hand length "
         "(0.19 m) times the crop margin", unit="m", gt=0.0)
+    max_depth_from_median_m: float = setting(
+        0.2, "stereo mode: per-vertex depth is clamped to the hand's median depth +- this (one "
+        "hand spans about its length in depth: the procedural hand is 0.184 m from wrist to "
+        "middle tip); 0 = no bound", unit="m", ge=0.0)
     template_fill: float = setting(0.6, "fraction of the crop side covered by the template "
                                    "prior", gt=0.0, le=1.0)
 

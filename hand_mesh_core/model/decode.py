@@ -16,9 +16,11 @@ from typing import Sequence
 import torch
 
 from hand_mesh_core.geometry.crop import CropTransform, StereoCrop
-from hand_mesh_core.geometry.projection import MIN_DISPARITY_PX, triangulate, unproject
+from hand_mesh_core.geometry.projection import (MIN_DEPTH_M, MIN_DISPARITY_PX, triangulate,
+                                                unproject)
 
-__all__ = ["CropBatch", "StereoDecoded", "decode_stereo", "decode_mono", "VIEWS"]
+__all__ = ["CropBatch", "StereoDecoded", "decode_stereo", "decode_mono", "bound_depth_spread",
+           "VIEWS"]
 
 #: The two views of a rectified pair.
 VIEWS = ("left", "right")
@@ -151,9 +153,32 @@ def _baseline(baseline_m: float | torch.Tensor, ref: torch.Tensor) -> torch.Tens
     return b
 
 
+def bound_depth_spread(depth_m: torch.Tensor, max_from_median_m: float) -> torch.Tensor:
+    """Clamp per-vertex depths to the hand's median depth +- ``max_from_median_m``.
+
+    One hand spans at most about its length in depth, so a vertex far from the others comes
+    from a bad disparity (two branch predictions that disagree), not from the hand; left alone
+    it can put a vertex metres away and drag the joints with it. The median is detached: the
+    bound moves no vertex, and clamped vertices get no depth gradient.
+
+    Args:
+        depth_m: (B, V) per-vertex depth, metres.
+        max_from_median_m: half-width of the allowed band, metres (> 0).
+
+    Returns:
+        (B, V) clamped depth.
+    """
+    if not max_from_median_m > 0:
+        raise ValueError(f"max_from_median_m must be > 0, got {max_from_median_m}")
+    median = depth_m.detach().median(dim=1, keepdim=True).values
+    lo = (median - max_from_median_m).clamp_min(MIN_DEPTH_M)
+    return torch.maximum(torch.minimum(depth_m, median + max_from_median_m), lo)
+
+
 def decode_stereo(uv_left_crop: torch.Tensor, uv_right_crop: torch.Tensor, crops: CropBatch,
                   K: torch.Tensor, baseline_m: float | torch.Tensor,
-                  min_disparity_px: float = MIN_DISPARITY_PX) -> StereoDecoded:
+                  min_disparity_px: float = MIN_DISPARITY_PX,
+                  max_depth_from_median_m: float = 0.0) -> StereoDecoded:
     """Triangulate per-vertex crop predictions of the two branches.
 
     Args:
@@ -163,6 +188,8 @@ def decode_stereo(uv_left_crop: torch.Tensor, uv_right_crop: torch.Tensor, crops
         K: full-image intrinsics (3, 3) or (B, 3, 3).
         baseline_m: scalar or (B,) metres, > 0.
         min_disparity_px: |disparity| is clamped to at least this.
+        max_depth_from_median_m: > 0: per-vertex depth is clamped to the median depth +- this
+            (:func:`bound_depth_spread`); 0: no bound.
 
     Returns:
         :class:`StereoDecoded`.
@@ -181,6 +208,9 @@ def decode_stereo(uv_left_crop: torch.Tensor, uv_right_crop: torch.Tensor, crops
     K = K.to(uv_l)
     pts_l = triangulate(uv_l, uv_r, K, b, min_disparity_px)
     depth = pts_l[..., 2]
+    if max_depth_from_median_m > 0:
+        depth = bound_depth_spread(depth, max_depth_from_median_m)
+        pts_l = unproject(uv_l, depth, K)
     pts_r = unproject(uv_r, depth, K)
     return StereoDecoded(pts_l, pts_r, uv_l, uv_r, depth)
 

@@ -188,7 +188,8 @@ class HandMeshNet(nn.Module):
         K = K.to(uv_lc)
         disp_from_depth = None
         if self.z_head is None:
-            dec = decode_stereo(uv_lc, uv_rc, crops, K, baseline_m)
+            dec = decode_stereo(uv_lc, uv_rc, crops, K, baseline_m,
+                                max_depth_from_median_m=self.config.max_depth_from_median_m)
             verts, verts_r, uv_l, uv_r, depth = (dec.vertices_left, dec.vertices_right,
                                                  dec.uv_left, dec.uv_right, dec.depth_m)
         else:

@@ -107,3 +107,47 @@ def test_validation_errors(crops_factory, camera):
         decode_stereo(uv, uv, cb, K, 0.0)
     with pytest.raises(ValueError, match="depth_m must have shape"):
         decode_mono(uv, torch.ones(2, 4), cb, K)
+
+
+def test_bound_depth_spread_matches_naive_and_blocks_outlier_gradients():
+    from hand_mesh_core.model.decode import bound_depth_spread
+
+    g = torch.Generator().manual_seed(3)
+    depth = (0.6 + 0.05 * torch.randn(2, 9, generator=g, dtype=torch.float64))
+    depth[0, 2], depth[1, 7] = 17.0, 0.01  # one far and one near outlier
+    depth.requires_grad_(True)
+    out = bound_depth_spread(depth, 0.2)
+    for b in range(2):  # naive reference: sorted middle value, then a scalar clamp per vertex
+        med = sorted(depth[b].tolist())[4]
+        for v in range(9):
+            want = min(max(depth[b, v].item(), max(med - 0.2, 1e-3)), med + 0.2)
+            assert out[b, v].item() == pytest.approx(want, abs=1e-12)
+    out.sum().backward()
+    assert depth.grad[0, 2] == 0 and depth.grad[1, 7] == 0  # clamped: no depth gradient
+    inside = torch.ones_like(depth, dtype=torch.bool)
+    inside[0, 2] = inside[1, 7] = False
+    assert bool((depth.grad[inside] == 1).all())  # the median is detached
+    with pytest.raises(ValueError, match="must be > 0"):
+        bound_depth_spread(depth, 0.0)
+
+
+def test_decode_stereo_depth_bound(crops_factory, camera):
+    crops = crops_factory(2, 128)
+    cb = CropBatch.from_crops(crops, dtype=torch.float64)
+    K = camera.K_tensor(torch.float64)
+    pts = _mesh(2, 50)
+    right = pts - torch.tensor([camera.baseline_m, 0.0, 0.0], dtype=torch.float64)
+    uv_lc = cb.to_crop(project(pts, K), "left")
+    uv_rc = cb.to_crop(project(right, K), "right")
+    same = cb.to_crop(cb.to_full(uv_lc, "left"), "right")  # zero disparity
+    uv_rc[0, 5] = same[0, 5] - torch.tensor([1e-4, 0.0], dtype=torch.float64)  # "infinity"
+    free = decode_stereo(uv_lc, uv_rc, cb, K, camera.baseline_m)
+    bound = decode_stereo(uv_lc, uv_rc, cb, K, camera.baseline_m, max_depth_from_median_m=0.2)
+    assert free.depth_m[0, 5] > 100.0
+    med = float(free.depth_m[0].median())
+    assert float(bound.depth_m[0, 5]) == pytest.approx(med + 0.2)
+    # The vertex stays on its left ray, and the rest of the mesh is untouched.
+    torch.testing.assert_close(project(bound.vertices_left, K), free.uv_left)
+    keep = torch.ones(2, 50, dtype=torch.bool)
+    keep[0, 5] = False
+    torch.testing.assert_close(bound.vertices_left[keep], pts[keep], atol=1e-9, rtol=0)
