@@ -1,6 +1,7 @@
 """Benchmark: synthetic stereo generator throughput at the domains' camera size (640x480).
 
-Single process: ms per pair of ``SynthGenerator.generate`` (render only) and of render + write
+Single process, set up as ``hand-mesh synth`` sets up its processes (one thread,
+``tune_malloc``): ms per pair of ``SynthGenerator.generate`` (render only) and of render + write
 (2 JPEG images as the sensor made them + 5 PNGs), wall-clock and CPU time, after one warm-up
 pair, per domain. Then ``write_dataset`` with ``--workers 1`` and ``2`` (pairs/s overall and
 after the first pair). Prints one JSON object. Not a unit test: timings depend on the machine
@@ -34,7 +35,7 @@ def _single(domain_name: str, count: int, seed: int, out: Path) -> dict:
                 "depth/right", "disparity/left"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     gen.generate(0, seed)  # warm-up
-    render_wall = render_cpu = write_wall = 0.0
+    render_wall = render_cpu = write_wall = write_cpu = 0.0
     for i in range(1, count + 1):
         w0, c0 = time.perf_counter(), time.process_time()
         sample = gen.generate(i, seed)
@@ -43,11 +44,14 @@ def _single(domain_name: str, count: int, seed: int, out: Path) -> dict:
         render_wall += w1 - w0
         render_cpu += c1 - c0
         write_wall += time.perf_counter() - w1
+        write_cpu += time.process_time() - c1
     ms = 1000.0 / count
     return {"render_ms_per_pair": round(render_wall * ms, 1),
             "render_cpu_ms_per_pair": round(render_cpu * ms, 1),
             "write_ms_per_pair": round(write_wall * ms, 1),
-            "total_ms_per_pair": round((render_wall + write_wall) * ms, 1)}
+            "write_cpu_ms_per_pair": round(write_cpu * ms, 1),
+            "total_ms_per_pair": round((render_wall + write_wall) * ms, 1),
+            "total_cpu_ms_per_pair": round((render_cpu + write_cpu) * ms, 1)}
 
 
 def _workers(domain_name: str, count: int, workers: int, seed: int, out: Path) -> dict:
@@ -74,11 +78,13 @@ def main() -> int:
     import torch
 
     import hand_mesh_core
+    from hand_mesh_core.data.synth.writer import tune_malloc
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     report: dict = {"package": str(Path(hand_mesh_core.__file__).parent),
                     "cpus": os.cpu_count(), "load_avg_start": os.getloadavg(),
+                    "malloc_tuned": tune_malloc(),
                     "single_process": {}, "write_dataset": {}}
     tmp = Path(tempfile.mkdtemp(prefix="bench_synth_"))
     try:

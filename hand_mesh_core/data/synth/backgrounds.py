@@ -216,23 +216,23 @@ def _draw_shapes(rng: np.random.Generator, tex: np.ndarray, kind: str, count: in
     squash = rng.uniform(0.5, 1.0, size=count)
     reach = rng.normal(size=(count, 2))
     scale = 1 << DRAW_SHIFT
-    for k in range(count):
-        colour = colours[k].tolist()
-        cx, cy = centres[k]
-        size = sizes[k]
-        if shapes[k] == 0:  # box
-            box = cv2.boxPoints(((cx, cy), (size, size * aspect[k]),
-                                 angles[k] if tilted[k] else 0.0))
+    # Python floats in the loop (same double arithmetic as numpy scalars, less overhead)
+    for colour, (cx, cy), size, shape, angle, tilt, asp, sq, (rx, ry) in zip(
+            colours.tolist(), centres.tolist(), sizes.tolist(), shapes.tolist(),
+            angles.tolist(), tilted.tolist(), aspect.tolist(), squash.tolist(),
+            reach.tolist()):
+        if shape == 0:  # box
+            box = cv2.boxPoints(((cx, cy), (size, size * asp), angle if tilt else 0.0))
             cv2.fillPoly(tex, [np.round(box * scale).astype(np.int32)], colour, cv2.LINE_AA,
                          DRAW_SHIFT)
-        elif shapes[k] == 1:  # disc / petal
-            axes = (int(size / 2 * scale), int(size / 2 * squash[k] * scale))
-            cv2.ellipse(tex, (int(cx * scale), int(cy * scale)), axes, angles[k], 0, 360,
+        elif shape == 1:  # disc / petal
+            axes = (int(size / 2 * scale), int(size / 2 * sq * scale))
+            cv2.ellipse(tex, (int(cx * scale), int(cy * scale)), axes, angle, 0, 360,
                         colour, -1, cv2.LINE_AA, DRAW_SHIFT)
         else:  # bar / cable
-            p2 = centres[k] + reach[k] * size * 2
+            x2, y2 = cx + rx * size * 2, cy + ry * size * 2
             cv2.line(tex, (int(cx * scale), int(cy * scale)),
-                     (int(p2[0] * scale), int(p2[1] * scale)), colour,
+                     (int(x2 * scale), int(y2 * scale)), colour,
                      max(1, int(size * 0.15)), cv2.LINE_AA, DRAW_SHIFT)
 
 

@@ -14,7 +14,7 @@ light, and passed through the sensor model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import cv2
@@ -26,13 +26,14 @@ from hand_mesh_core.data.synth.backgrounds import BackgroundPlane, make_backgrou
 from hand_mesh_core.data.synth.config import DomainConfig
 from hand_mesh_core.data.synth.meshes import forearm_mesh, vertex_normals, wrist_section
 from hand_mesh_core.data.synth.poses import sample_pose
-from hand_mesh_core.data.synth.sensor import sample_sensor, sensor_image
+from hand_mesh_core.data.synth.sensor import decode_jpeg, sample_sensor, sensor_image
 from hand_mesh_core.data.synth.shading import (HandFrame, LightingParams, SkinParams,
                                                nearest_bone, sample_lighting, sample_skin, shade,
                                                skin_albedo)
 from hand_mesh_core.data.synth.textures import smoothstep
 from hand_mesh_core.data.types import HANDEDNESS_CHOICES, StereoSample
 from hand_mesh_core.geometry.camera import StereoCamera
+from hand_mesh_core.hand.joints import BONES, FINGER_JOINTS, WRIST
 
 __all__ = ["GENERATOR_VERSION", "MASK_HAND", "MASK_FOREARM", "MASK_BACKGROUND", "HandRig",
            "SynthSample", "SynthGenerator", "sample_seed_sequence"]
@@ -63,6 +64,9 @@ MIN_BBOX_DEPTH_M = 1e-3
 HULL_MARGIN_PX = 1
 #: Fractional bits of the hull's corner coordinates (cv2 fixed point).
 HULL_SHIFT = 4
+#: Hull corners farther than this from the image box (px) make the hull the whole box (keeps
+#: the fixed-point coordinates far inside int32).
+MAX_HULL_PX = 1e6
 #: |light . plane normal| below this: the light grazes the plane, no shadow is cast on it.
 PARALLEL_EPS = 1e-6
 #: Added to norms before dividing.
@@ -117,6 +121,7 @@ class HandRig:
         self.model = model
         self._rest: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._bones: dict[str, np.ndarray] = {}
+        self._parts: dict[str, list[np.ndarray]] = {}
 
     @property
     def num_shape(self) -> int:
@@ -155,14 +160,35 @@ class HandRig:
             self._bones[handedness] = nearest_bone(v, j)
         return self._bones[handedness]
 
+    def part_vertices(self, handedness: str) -> list[np.ndarray]:
+        """Vertex indices of the hand's parts: the palm (metacarpal bones) and the phalanges
+        of each finger (cached). Each face belongs to the part of its first corner's bone and
+        all three corners are in that part, so every face lies inside the convex hull of one
+        part's vertices (in any pose): a tighter cover of the hand than one hull."""
+        if handedness not in self._parts:
+            finger = {j: f for f, joints in enumerate(FINGER_JOINTS) for j in joints}
+            part_of_bone = np.array([0 if parent == WRIST else 1 + finger[child]
+                                     for parent, child in BONES])
+            faces = self.faces(handedness)
+            face_part = part_of_bone[self.vertex_bones(handedness)[faces[:, 0]]]
+            self._parts[handedness] = [np.unique(faces[face_part == k])
+                                       for k in range(len(FINGER_JOINTS) + 1)
+                                       if np.any(face_part == k)]
+        return self._parts[handedness]
+
 
 @dataclass
 class SynthSample:
     """One rendered stereo pair with every label.
 
+    The RGB images ``left`` and ``right`` are properties: when the sensor compressed them,
+    they are decoded from ``left_jpeg`` / ``right_jpeg`` on first use (a writer that stores
+    the JPEG files as they are never decodes them); else they are given as ``left_image`` /
+    ``right_image``.
+
     Attributes:
         index: sample index in its run.
-        left, right: (H, W, 3) uint8 RGB.
+        left, right: (H, W, 3) uint8 RGB (read-only properties).
         mask_left, mask_right: (H, W) uint8 labels: MASK_HAND, MASK_FOREARM, MASK_BACKGROUND.
         depth_left, depth_right: (H, W) float32 z in metres of whatever each pixel sees (hand,
             forearm or background), 0 where nothing.
@@ -179,11 +205,14 @@ class SynthSample:
         info: per-sample scene parameters (pose family, background kind, lights, forearm...).
         left_jpeg, right_jpeg: the JPEG files that decode to ``left`` / ``right`` when the
             sensor compresses (the writer stores them as they are), else None.
+        left_image, right_image: init-only: the decoded images (None: decode the JPEG file
+            when first needed).
+
+    Raises:
+        ValueError: a view has neither an image nor a JPEG file.
     """
 
     index: int
-    left: np.ndarray
-    right: np.ndarray
     mask_left: np.ndarray
     mask_right: np.ndarray
     depth_left: np.ndarray
@@ -200,6 +229,36 @@ class SynthSample:
     info: dict = field(default_factory=dict)
     left_jpeg: bytes | None = None
     right_jpeg: bytes | None = None
+    left_image: InitVar[np.ndarray | None] = None
+    right_image: InitVar[np.ndarray | None] = None
+    _images: list = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self, left_image: np.ndarray | None, right_image: np.ndarray | None
+                      ) -> None:
+        self._images = [left_image, right_image]
+        for view, image, data in (("left", left_image, self.left_jpeg),
+                                  ("right", right_image, self.right_jpeg)):
+            if image is None and data is None:
+                raise ValueError(f"the {view} view needs an image or a JPEG file, got neither")
+
+    def _image(self, k: int) -> np.ndarray:
+        if self._images[k] is None:
+            data = (self.left_jpeg, self.right_jpeg)[k]
+            if data is None:
+                raise ValueError(f"the {raycast.VIEWS[k]} image was never decoded and its JPEG "
+                                 "file has been removed")
+            self._images[k] = decode_jpeg(data)
+        return self._images[k]
+
+    @property
+    def left(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB left image."""
+        return self._image(0)
+
+    @property
+    def right(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB right image."""
+        return self._image(1)
 
     def to_stereo_sample(self, source: str = "synth") -> StereoSample:
         """The sample as the library-wide :class:`StereoSample` (masks: hand only)."""
@@ -230,6 +289,32 @@ class _Geometry:
     attributes: list[np.ndarray]
     sleeve_start_m: float
     hand_bones: np.ndarray
+    #: (V_p, 3) posed vertices of each part (hand parts, then the forearm): every face of
+    #: every mesh lies inside the convex hull of one part.
+    parts: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class _Surface:
+    """Shading inputs of N mesh hits (of one view): points (N, 3) float32 left frame,
+    unit normals (N, 3) facing the camera, unit directions to the camera (N, 3), albedo
+    (N, 3) linear RGB, specular gain (N,)."""
+
+    points: np.ndarray
+    normals: np.ndarray
+    to_cam: np.ndarray
+    albedo: np.ndarray
+    specular: np.ndarray
+
+
+@dataclass
+class _PlaneLight:
+    """Irradiance of the lit background plane: ``unshadowed`` (3,) RGB everywhere, minus,
+    per view, ``lost`` (3,) float32 at the pixels ``pix`` whose shadow ray (slot ``slot`` of
+    the shadow-ray batch) is blocked."""
+
+    unshadowed: np.ndarray
+    shadows: list[list[tuple[np.ndarray, int, np.ndarray]]]
 
 
 def _attributes(*columns: np.ndarray) -> np.ndarray:
@@ -345,7 +430,8 @@ class SynthGenerator:
         rest_v, rest_n, _ = self.rig.rest(handedness)
         geo = _Geometry([verts], [faces], [_attributes(vertex_normals(verts, faces), rest_v,
                                                        rest_n)],
-                        np.inf, self.rig.vertex_bones(handedness))
+                        np.inf, self.rig.vertex_bones(handedness),
+                        [verts[idx] for idx in self.rig.part_vertices(handedness)])
         dcfg = self.domain.distractors
         info["forearm"] = bool(rng.uniform() < dcfg.forearm_prob)
         if info["forearm"]:
@@ -359,6 +445,7 @@ class SynthGenerator:
             posed = fv @ rot.T + transl
             geo.vertices.append(posed)
             geo.faces.append(ff)
+            geo.parts.append(posed)
             # rest position, and the distance from the wrist (m) for the sleeve
             geo.attributes.append(_attributes(vertex_normals(posed, ff), fv,
                                               vertex_normals(fv, ff), -fv[:, 1]))
@@ -386,131 +473,225 @@ class SynthGenerator:
             return None
         return u0, v0, u1, v1
 
-    def _mesh_pixels(self, view: str, geo: _Geometry) -> np.ndarray:
-        """Flat indices of the pixels of ``view`` whose rays may hit a mesh: the convex hulls
-        of each mesh's projected vertices (a triangle projects inside the hull of its
-        corners), grown by HULL_MARGIN_PX; the whole box if a vertex is near the camera
-        plane."""
+    @staticmethod
+    def _box_pixels(box: tuple[int, int, int, int], width: int) -> np.ndarray:
+        """Flat indices (ascending) of the pixels of ``box`` (u0, v0, u1, v1)."""
+        u0, v0, u1, v1 = box
+        return (np.arange(v0, v1)[:, None] * width + np.arange(u0, u1)[None, :]).reshape(-1)
+
+    def _hull_pixels(self, view: str, parts: list[np.ndarray], box: tuple[int, int, int, int]
+                     ) -> np.ndarray:
+        """Flat indices (ascending) of the pixels of ``box`` within HULL_MARGIN_PX of the
+        convex hull of one part's projection into ``view`` (the projection of a triangle
+        lies inside the hull of its corners' projections); the whole box if a point is near
+        the camera plane or projects very far away.
+
+        Args:
+            parts: (V_p, 3) points, metres, left frame.
+        """
         cam = self.camera
-        h, w = cam.height, cam.width
-        box = self._bbox(view, np.concatenate(geo.vertices))
-        if box is None:
-            return np.zeros(0, np.int64)
-        if any(np.any(v[:, 2] <= MIN_BBOX_DEPTH_M) for v in geo.vertices):
-            u0, v0, u1, v1 = box
-            return (np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)[None, :]).reshape(-1)
+        u0, v0, u1, v1 = box
+        if any(np.any(v[:, 2] <= MIN_BBOX_DEPTH_M) for v in parts):
+            return self._box_pixels(box, cam.width)
         centre_x = raycast.camera_center(cam, view)[0]
-        mask = np.zeros((h, w), np.uint8)
+        mask = np.zeros((v1 - v0, u1 - u0), np.uint8)
         scale = 1 << HULL_SHIFT
-        for v in geo.vertices:
-            uv = np.stack([cam.fx * (v[:, 0] - centre_x) / v[:, 2] + cam.cx,
-                           cam.fy * v[:, 1] / v[:, 2] + cam.cy], axis=1)
+        for v in parts:
+            # in box coordinates: pixel (u0, v0) of the image is (0, 0) of the mask
+            uv = np.stack([cam.fx * (v[:, 0] - centre_x) / v[:, 2] + (cam.cx - u0),
+                           cam.fy * v[:, 1] / v[:, 2] + (cam.cy - v0)], axis=1)
+            if not np.all(np.abs(uv) < MAX_HULL_PX):
+                return self._box_pixels(box, cam.width)
             hull = cv2.convexHull(np.round(uv * scale).astype(np.int32))
             cv2.fillConvexPoly(mask, hull, 1, cv2.LINE_8, HULL_SHIFT)
         size = 2 * HULL_MARGIN_PX + 1
         mask = cv2.dilate(mask, np.ones((size, size), np.uint8))
-        return np.flatnonzero(mask)
+        rows, cols = np.nonzero(mask)
+        return (rows + v0) * cam.width + (cols + u0)
 
-    def _shadow_points(self, geo: _Geometry, plane: BackgroundPlane, direction: np.ndarray
-                       ) -> np.ndarray | None:
-        """The scene's vertices moved along ``direction`` onto the plane (their shadow), or
-        None if the light is parallel to the plane."""
-        pts = np.concatenate(geo.vertices)
+    def _mesh_pixels(self, view: str, geo: _Geometry) -> np.ndarray:
+        """Flat indices of the pixels of ``view`` whose rays may hit a mesh: the convex hulls
+        of the projections of the meshes' parts (``_Geometry.parts``), grown by
+        HULL_MARGIN_PX; the whole box if a vertex is near the camera plane."""
+        box = self._bbox(view, np.concatenate(geo.vertices))
+        if box is None:
+            return np.zeros(0, np.int64)
+        if any(np.any(v[:, 2] <= MIN_BBOX_DEPTH_M) for v in geo.vertices):
+            return self._box_pixels(box, self.camera.width)
+        return self._hull_pixels(view, geo.parts, box)
+
+    @staticmethod
+    def _shadow_points(meshes: list[np.ndarray], plane: BackgroundPlane, direction: np.ndarray,
+                       ray_shift_m: float = 0.0) -> np.ndarray | None:
+        """The points of ``meshes`` (each (V_k, 3)), concatenated, moved along ``direction``
+        onto the plane (their shadow), or None if the light is parallel to the plane.
+
+        With ``ray_shift_m`` > 0 the shadow is moved by ``ray_shift_m * (l / (l . n) - n)``:
+        a shadow ray that starts ``ray_shift_m`` above the plane point p (along the normal
+        n) towards the light l hits a face only if p lies in the face's shadow moved so."""
+        pts = np.concatenate(meshes)
         denom = float(direction @ plane.normal)
         if abs(denom) < PARALLEL_EPS:
             return None
         t = (plane.offset - pts @ plane.normal) / denom
-        return pts + t[:, None] * direction[None]
+        shadow = pts + t[:, None] * direction[None]
+        if ray_shift_m > 0.0:
+            shadow += ray_shift_m * (direction / denom - plane.normal)
+        return shadow
 
-    def _render_view(self, view: str, scene: Any, geo: _Geometry, frame: HandFrame,
-                     skin: SkinParams, lighting: LightingParams, plane: BackgroundPlane
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Linear radiance (H, W, 3), depth (H, W), mask (H, W) of one view."""
-        h, w = self.camera.height, self.camera.width
-        origin, dirs = self._rays[view]
-        origin64 = origin.astype(np.float64)
-        flat_dirs = dirs.reshape(-1, 3)
-        # Background everywhere (analytic plane: a homography of the texture), ...
+    def _view_background(self, view: str, plane: BackgroundPlane
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Albedo (H, W, 3) float32 and flat depth (H * W,) float32 (inf: no plane) of the
+        background plane in ``view``."""
         analytic = plane.render(self.camera, view)
-        if analytic is not None:
+        if analytic is not None:  # a homography of the texture
             albedo, depth = analytic
         else:  # some rays miss the plane: intersect per pixel
-            depth = plane.intersect(origin64, dirs)
+            origin, dirs = self._rays[view]
+            depth = plane.intersect(origin.astype(np.float64), dirs)
             points = origin[None, None] + np.where(np.isfinite(depth), depth, 0.0)[..., None] \
                 * dirs
             albedo = plane.albedo(points.astype(np.float32))
-        depth = depth.reshape(-1)
-        mask = np.full(h * w, MASK_BACKGROUND, np.uint8)
-        # ... then the meshes inside their projected box.
-        mesh_px = np.zeros(0, np.int64)
-        mesh_rad: list[tuple[np.ndarray, np.ndarray]] = []
-        pix = self._mesh_pixels(view, geo)
-        if len(pix):
-            sub = flat_dirs[pix]
-            hits = raycast.cast(scene, origin, sub, self.nthreads)
-            hit = np.nonzero(hits.hit)[0]
-            mesh_px = pix[hit]
-            depth[mesh_px] = hits.t[hit]
-            for gid in range(len(geo.vertices)):
-                sel = hit[hits.geometry[hit] == gid]
-                if len(sel) == 0:
-                    continue
-                mask[pix[sel]] = MASK_HAND if gid == GEOM_HAND else MASK_FOREARM
-                mesh_rad.append((pix[sel], self._shade_mesh(gid, hits, sel, sub, origin64,
-                                                            scene, geo, frame, skin,
-                                                            lighting)))
-        radiance = self._shade_background(view, scene, geo, lighting, plane, albedo, depth,
-                                          mask)
-        flat_rad = radiance.reshape(-1, 3)
-        for px, rad in mesh_rad:
-            flat_rad[px] = rad
-        depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
-        return radiance, depth.reshape(h, w), mask.reshape(h, w)
+        return albedo, depth.reshape(-1)
 
-    def _shade_background(self, view: str, scene: Any, geo: _Geometry,
-                          lighting: LightingParams, plane: BackgroundPlane, albedo: np.ndarray,
-                          depth: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Radiance (H, W, 3) of the plane: albedo x irradiance, which is constant except in
-        the cast shadows (shadow rays only for visible plane pixels inside the box of each
-        light's shadow)."""
+    def _render_views(self, scene: Any, geo: _Geometry, frame: HandFrame, skin: SkinParams,
+                      lighting: LightingParams, plane: BackgroundPlane
+                      ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Linear radiance (H, W, 3), depth (H, W) and mask (H, W) of each view in
+        ``raycast.VIEWS``.
+
+        The ray casting of both views is batched: one primary-ray call for the pixels of both
+        views that may see a mesh, one shadow-ray call for every light, mesh and view (each
+        ray is traced on its own, so batching changes no result). The shading arithmetic is
+        not batched across views: it runs on each (view, mesh) set of hits as an array of its
+        own, because some of its operations (BLAS matrix-vector products) round differently
+        depending on an element's position in the array."""
+        h, w = self.camera.height, self.camera.width
+        backgrounds = [self._view_background(view, plane) for view in raycast.VIEWS]
+        depths = [depth for _, depth in backgrounds]
+        masks = [np.full(h * w, MASK_BACKGROUND, np.uint8) for _ in raycast.VIEWS]
+        # Primary rays of the pixels that may see a mesh, both views in one call.
+        pix = [self._mesh_pixels(view, geo) for view in raycast.VIEWS]
+        counts = [len(p) for p in pix]
+        ray_view = np.repeat(np.arange(len(raycast.VIEWS)), counts)
+        ray_pix = np.concatenate(pix)
+        origins = np.concatenate([np.broadcast_to(self._rays[view][0], (n, 3))
+                                  for view, n in zip(raycast.VIEWS, counts)])
+        dirs = np.concatenate([self._rays[view][1].reshape(-1, 3)[p]
+                               for view, p in zip(raycast.VIEWS, pix)])
+        # (view, ray indices, shading inputs) of the hits of each view on each mesh
+        surfaces: list[tuple[int, np.ndarray, _Surface]] = []
+        if len(ray_pix):
+            hits = raycast.cast(scene, origins, dirs, self.nthreads)
+            hit = np.nonzero(hits.hit)[0]
+            for k in range(len(raycast.VIEWS)):
+                mine = hit[ray_view[hit] == k]
+                depths[k][ray_pix[mine]] = hits.t[mine]
+                for gid in range(len(geo.vertices)):
+                    sel = mine[hits.geometry[mine] == gid]
+                    if len(sel) == 0:
+                        continue
+                    masks[k][ray_pix[sel]] = MASK_HAND if gid == GEOM_HAND else MASK_FOREARM
+                    surfaces.append((k, sel, self._surface(gid, hits, sel, dirs, origins, geo,
+                                                           frame, skin)))
+        # Shadow rays: mesh hits facing each light, and the plane pixels in each light's
+        # shadow box, all in one call.
+        queries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        mesh_slots = []
+        for _, _, surf in surfaces:
+            slots = []
+            if lighting.cast_shadows:
+                for light in lighting.lights:
+                    idx = np.nonzero((surf.normals @ light.direction) > 0)[0]
+                    slots.append((idx, len(queries)))
+                    queries.append((surf.points[idx], surf.normals[idx], light.direction))
+            mesh_slots.append(slots)
+        plane_light = self._plane_lighting(geo, lighting, plane, masks, depths, queries)
+        blocked = raycast.occluded_batch(scene, queries, self.nthreads) if queries else []
+        # Shade the meshes and the plane.
+        mesh_rad = []
+        for (view, sel, surf), slots in zip(surfaces, mesh_slots):
+            vis = np.ones((len(sel), len(lighting.lights)), np.float32)
+            for k, (idx, slot) in enumerate(slots):
+                vis[idx[blocked[slot]], k] = 1.0 - lighting.shadow_strength
+            mesh_rad.append((view, sel, shade(surf.albedo, surf.normals, surf.to_cam, lighting,
+                                              vis, surf.specular)))
+        out = []
+        for k, ((albedo, _), depth, mask) in enumerate(zip(backgrounds, depths, masks)):
+            radiance = self._shade_plane(albedo, plane_light, k, blocked)
+            flat_rad = radiance.reshape(-1, 3)
+            for view, sel, rad in mesh_rad:
+                if view == k:
+                    flat_rad[ray_pix[sel]] = rad
+            depth[~np.isfinite(depth)] = 0.0  # float32 already
+            out.append((radiance, depth.reshape(h, w), mask.reshape(h, w)))
+        return out
+
+    def _plane_lighting(self, geo: _Geometry, lighting: LightingParams,
+                        plane: BackgroundPlane, masks: list[np.ndarray],
+                        depths: list[np.ndarray],
+                        queries: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+                        ) -> _PlaneLight | None:
+        """Unshadowed irradiance of the lit plane, and the shadow rays of its visible pixels
+        inside the box of each light's shadow in each view (appended to ``queries``; None for
+        an unlit plane)."""
         if not plane.lit:
-            return albedo.copy()
-        w = self.camera.width
-        flat_dirs = self._rays[view][1].reshape(-1, 3)
-        origin = raycast.camera_center(self.camera, view)
+            return None
         unshadowed = np.full(3, lighting.ambient, np.float64)
-        shadowed = []
+        shadows: list[list[tuple[np.ndarray, int, np.ndarray]]] = [[] for _ in raycast.VIEWS]
         for light in lighting.lights:
             ndl = max(0.0, float(plane.normal @ light.direction))
             if ndl == 0.0:
                 continue
             unshadowed += ndl * light.rgb
-            shadow = self._shadow_points(geo, plane, light.direction)
-            box = None if shadow is None or not lighting.cast_shadows \
-                else self._bbox(view, shadow)
-            if box is None:
+            if not lighting.cast_shadows:
                 continue
-            u0, v0, u1, v1 = box
-            pix = (np.arange(v0, v1)[:, None] * w + np.arange(u0, u1)[None, :]).reshape(-1)
-            pix = pix[(mask[pix] == MASK_BACKGROUND) & np.isfinite(depth[pix])]
-            pts = origin[None] + depth[pix, None].astype(np.float64) * flat_dirs[pix]
-            nrm = np.broadcast_to(plane.normal, pts.shape)
-            blocked = raycast.occluded(scene, pts, nrm, light.direction, self.nthreads)
-            shadowed.append((pix[blocked], ndl * lighting.shadow_strength * light.rgb))
-        radiance = cv2.multiply(albedo, tuple(float(c) for c in unshadowed) + (0.0,))
+            shadow = self._shadow_points(geo.vertices, plane, light.direction)
+            if shadow is None:
+                continue
+            # Only plane points inside the shadow of some face can be blocked: the shadow
+            # of the parts' hulls, moved by the offset of the shadow rays' origins.
+            parts = np.split(self._shadow_points(geo.parts, plane, light.direction,
+                                                 raycast.SHADOW_EPS_M),
+                             np.cumsum([len(v) for v in geo.parts])[:-1])
+            lost = (ndl * lighting.shadow_strength * light.rgb).astype(np.float32)
+            for k, view in enumerate(raycast.VIEWS):
+                box = self._bbox(view, shadow)
+                if box is None:
+                    continue
+                pix = self._hull_pixels(view, parts, box)
+                depth = depths[k]
+                pix = pix[(masks[k][pix] == MASK_BACKGROUND) & np.isfinite(depth[pix])]
+                origin = raycast.camera_center(self.camera, view)
+                pts = origin[None] + depth[pix, None].astype(np.float64) \
+                    * self._rays[view][1].reshape(-1, 3)[pix]
+                shadows[k].append((pix, len(queries), lost))
+                queries.append((pts, np.broadcast_to(plane.normal, pts.shape),
+                                light.direction))
+        return _PlaneLight(unshadowed, shadows)
+
+    @staticmethod
+    def _shade_plane(albedo: np.ndarray, light: _PlaneLight | None, view_index: int,
+                     blocked: list[np.ndarray]) -> np.ndarray:
+        """Radiance (H, W, 3) of the plane: albedo x irradiance, which is constant except in
+        the cast shadows."""
+        if light is None:
+            return albedo.copy()
+        radiance = cv2.multiply(albedo, tuple(float(c) for c in light.unshadowed) + (0.0,))
         flat_rad, flat_alb = radiance.reshape(-1, 3), albedo.reshape(-1, 3)
-        for pix, lost in shadowed:
-            flat_rad[pix] -= flat_alb[pix] * lost.astype(np.float32)[None]
+        for pix, slot, lost in light.shadows[view_index]:
+            px = pix[blocked[slot]]
+            flat_rad[px] -= flat_alb[px] * lost[None]
         return radiance
 
-    def _shade_mesh(self, gid: int, hits: raycast.Hits, sel: np.ndarray, dirs: np.ndarray,
-                    origin: np.ndarray, scene: Any, geo: _Geometry, frame: HandFrame,
-                    skin: SkinParams, lighting: LightingParams) -> np.ndarray:
-        """Radiance (len(sel), 3) of the rays ``sel`` that hit mesh ``gid``."""
+    def _surface(self, gid: int, hits: raycast.Hits, sel: np.ndarray, dirs: np.ndarray,
+                 origins: np.ndarray, geo: _Geometry, frame: HandFrame, skin: SkinParams
+                 ) -> _Surface:
+        """Shading inputs of the rays ``sel`` (of one view) that hit mesh ``gid``."""
         tri = geo.faces[gid][hits.triangle[sel]]
         bary = hits.bary[sel]
         ray = dirs[sel]
-        points = origin.astype(np.float32)[None] + hits.t[sel, None] * ray
+        points = origins[sel] + hits.t[sel, None] * ray
         attr = _interp(geo.attributes[gid], tri, bary)
         normals = _normalize(attr[:, ATTR_NORMAL])
         rest_p = attr[:, ATTR_REST_POINT]
@@ -529,21 +710,7 @@ class SynthGenerator:
         to_cam = _normalize(-ray)
         # two-sided: make normals face the camera before offsetting the shadow rays
         normals *= np.where(_dot(normals, to_cam) < 0, -1.0, 1.0).astype(np.float32)[:, None]
-        vis = self._visibility(scene, points, normals, lighting)
-        return shade(albedo, normals, to_cam, lighting, vis, spec)
-
-    def _visibility(self, scene: Any, points: np.ndarray, normals: np.ndarray,
-                    lighting: LightingParams) -> np.ndarray:
-        vis = np.ones((len(points), len(lighting.lights)), np.float32)
-        if not lighting.cast_shadows:
-            return vis
-        for k, light in enumerate(lighting.lights):
-            facing = (normals @ light.direction) > 0
-            idx = np.nonzero(facing)[0]
-            blocked = raycast.occluded(scene, points[idx], normals[idx], light.direction,
-                                       self.nthreads)
-            vis[idx[blocked], k] = 1.0 - lighting.shadow_strength
-        return vis
+        return _Surface(points, normals, to_cam, albedo, spec)
 
     # ------------------------------------------------------------------ public
     def generate(self, index: int, seed: int) -> SynthSample:
@@ -578,15 +745,16 @@ class SynthGenerator:
         sensor = sample_sensor(rng, d.sensor)
         scene = raycast.build_scene(list(zip(geo.vertices, geo.faces)))
         images, depths, masks = [], [], []
-        for k, (view, nrng) in enumerate(zip(raycast.VIEWS, (noise_l, noise_r))):
-            radiance, depth, mask = self._render_view(view, scene, geo, frame, skin, lighting,
-                                                      plane)
-            images.append(sensor_image(radiance, sensor, k, np.random.default_rng(nrng)))
+        rendered = self._render_views(scene, geo, frame, skin, lighting, plane)
+        for k, ((radiance, depth, mask), nrng) in enumerate(zip(rendered, (noise_l, noise_r))):
+            images.append(sensor_image(radiance, sensor, k, np.random.default_rng(nrng),
+                                       decode=False))
             depths.append(depth)
             masks.append(mask)
         disparity = np.where(depths[0] > 0, self.camera.fx_baseline
                              / np.where(depths[0] > 0, depths[0], 1.0), 0.0).astype(np.float32)
-        return SynthSample(index=index, left=images[0].image, right=images[1].image,
+        return SynthSample(index=index, left_image=images[0].image,
+                           right_image=images[1].image,
                            left_jpeg=images[0].jpeg, right_jpeg=images[1].jpeg,
                            mask_left=masks[0],
                            mask_right=masks[1], depth_left=depths[0], depth_right=depths[1],

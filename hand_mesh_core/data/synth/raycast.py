@@ -16,7 +16,7 @@ import open3d as o3d
 from hand_mesh_core.geometry.camera import StereoCamera
 
 __all__ = ["VIEWS", "MISS", "Hits", "build_scene", "view_rays", "camera_center", "cast",
-           "occluded"]
+           "occluded", "occluded_batch"]
 
 #: The two views of a rectified pair.
 VIEWS = ("left", "right")
@@ -88,8 +88,11 @@ def view_rays(camera: StereoCamera, view: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rays(origins: np.ndarray, dirs: np.ndarray) -> o3d.core.Tensor:
-    origins = np.broadcast_to(np.asarray(origins, np.float32), dirs.shape)
-    return o3d.core.Tensor(np.ascontiguousarray(np.concatenate([origins, dirs], axis=-1)))
+    """(N, 6) float32 open3d rays from origins (3,) or (N, 3) and directions (N, 3)."""
+    rays = np.empty((len(dirs), 6), np.float32)
+    rays[:, :3] = origins
+    rays[:, 3:] = dirs
+    return o3d.core.Tensor(rays)
 
 
 def cast(scene: o3d.t.geometry.RaycastingScene, origins: np.ndarray, dirs: np.ndarray,
@@ -110,7 +113,10 @@ def cast(scene: o3d.t.geometry.RaycastingScene, origins: np.ndarray, dirs: np.nd
     triangle = out["primitive_ids"].numpy().astype(np.int64)
     triangle[missed] = MISS
     uv = out["primitive_uvs"].numpy()
-    bary = np.stack([1.0 - uv[:, 0] - uv[:, 1], uv[:, 0], uv[:, 1]], axis=1).astype(np.float32)
+    bary = np.empty((len(uv), 3), np.float32)
+    np.subtract(np.float32(1.0), uv[:, 0], out=bary[:, 0])
+    bary[:, 0] -= uv[:, 1]
+    bary[:, 1:] = uv
     return Hits(t=out["t_hit"].numpy(), geometry=geometry, triangle=triangle, bary=bary)
 
 
@@ -126,8 +132,34 @@ def occluded(scene: o3d.t.geometry.RaycastingScene, points: np.ndarray, normals:
     Returns:
         (N,) bool, True where the scene blocks the light.
     """
-    if len(points) == 0:
-        return np.zeros(0, bool)
-    start = (points + SHADOW_EPS_M * normals).astype(np.float32)
-    dirs = np.broadcast_to(np.asarray(to_light, np.float32), start.shape)
-    return scene.test_occlusions(_rays(start, dirs), nthreads=nthreads).numpy().astype(bool)
+    return occluded_batch(scene, [(points, normals, to_light)], nthreads)[0]
+
+
+def occluded_batch(scene: o3d.t.geometry.RaycastingScene,
+                   queries: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                   nthreads: int = 0) -> list[np.ndarray]:
+    """:func:`occluded` for several groups of points (each with its own light) in one open3d
+    call: the same answer per ray (each ray is traced on its own), one call's overhead.
+
+    Args:
+        queries: ``(points (N_k, 3), normals (N_k, 3), to_light (3,))`` per group, as for
+            :func:`occluded`; each group's ray origins are rounded to float32 from the
+            group's own dtype.
+
+    Returns:
+        (N_k,) bool per group, True where the scene blocks the light.
+    """
+    starts, dirs, sizes = [], [], []
+    for points, normals, to_light in queries:
+        start = (points + SHADOW_EPS_M * normals).astype(np.float32).reshape(-1, 3)
+        starts.append(start)
+        dirs.append(np.broadcast_to(np.asarray(to_light, np.float32), start.shape))
+        sizes.append(len(start))
+    total = sum(sizes)
+    if total == 0:
+        return [np.zeros(0, bool) for _ in sizes]
+    rays = np.empty((total, 6), np.float32)
+    np.concatenate(starts, out=rays[:, :3])
+    np.concatenate(dirs, out=rays[:, 3:])
+    blocked = scene.test_occlusions(o3d.core.Tensor(rays), nthreads=nthreads).numpy()
+    return np.split(blocked.astype(bool), np.cumsum(sizes)[:-1])

@@ -15,7 +15,7 @@ import numpy as np
 from hand_mesh_core.data.synth.config import SensorConfig
 
 __all__ = ["SensorParams", "SensorImage", "sample_sensor", "apply_sensor",
-           "sensor_image", "gaussian_noise"]
+           "sensor_image", "decode_jpeg", "gaussian_noise"]
 
 #: Largest JPEG quality; at this value no JPEG round trip is made.
 JPEG_NONE = 100
@@ -57,12 +57,13 @@ class SensorImage:
     """What the camera delivers for one view.
 
     Attributes:
-        image: (H, W, 3) uint8 RGB.
+        image: (H, W, 3) uint8 RGB; None when the caller asked for the JPEG file only
+            (``decode_jpeg(jpeg)`` is the image).
         jpeg: the JPEG file whose decoding is ``image`` (RGB stored as a standard JPEG), or
             None when the sensor applies no JPEG compression.
     """
 
-    image: np.ndarray
+    image: np.ndarray | None
     jpeg: bytes | None = None
 
 
@@ -121,8 +122,16 @@ def apply_sensor(radiance: np.ndarray, params: SensorParams, view_index: int,
     return sensor_image(radiance, params, view_index, rng).image
 
 
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image of a JPEG file made by :func:`sensor_image`."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("data is not a JPEG file that OpenCV can decode")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def sensor_image(radiance: np.ndarray, params: SensorParams, view_index: int,
-                 rng: np.random.Generator) -> SensorImage:
+                 rng: np.random.Generator, decode: bool = True) -> SensorImage:
     """Turn linear radiance into an 8-bit RGB image, and its JPEG file if the camera
     compresses.
 
@@ -131,6 +140,9 @@ def sensor_image(radiance: np.ndarray, params: SensorParams, view_index: int,
         params: sensor settings.
         view_index: 0 = left, 1 = right (selects the per-camera gain).
         rng: generator for the noise (use one per view).
+        decode: decode the JPEG file into ``image``; False leaves ``image`` None when there
+            is a JPEG file (decode it later with :func:`decode_jpeg`: a writer that stores
+            the file as it is never needs the pixels).
 
     Raises:
         ValueError: ``radiance`` is not (H, W, 3) or ``view_index`` not 0 or 1.
@@ -164,5 +176,5 @@ def sensor_image(radiance: np.ndarray, params: SensorParams, view_index: int,
                            [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
     if not ok:  # pragma: no cover - cv2 always encodes uint8 RGB
         raise RuntimeError("JPEG encoding failed")
-    return SensorImage(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB),
-                       buf.tobytes())
+    data = buf.tobytes()
+    return SensorImage(decode_jpeg(data) if decode else None, data)

@@ -138,6 +138,13 @@ def _bone_position(points: np.ndarray, joints: np.ndarray, bone: np.ndarray
     return t, np.sqrt(length2)
 
 
+#: Per bone (index into ``BONES``): parent joint, and whether the child joint is a fingertip
+#: or a thumb joint (lookups by bone index instead of set membership tests per point).
+_BONE_PARENT = np.array([b[0] for b in BONES])
+_BONE_ENDS_AT_TIP = np.isin([b[1] for b in BONES], TIP_JOINTS)
+_BONE_ENDS_IN_THUMB = np.isin([b[1] for b in BONES], FINGER_JOINTS[0])
+
+
 def _hand_features(p: np.ndarray, n: np.ndarray, frame: HandFrame, skin: SkinParams,
                    bone: np.ndarray | None) -> dict[str, np.ndarray]:
     f32 = np.float32
@@ -148,13 +155,12 @@ def _hand_features(p: np.ndarray, n: np.ndarray, frame: HandFrame, skin: SkinPar
     if bone is None:
         bone = nearest_bone(p, joints)
     t, length = _bone_position(p, joints, bone)
-    parent = np.array([b[0] for b in BONES])[bone]
-    child = np.array([b[1] for b in BONES])[bone]
+    parent = _BONE_PARENT[bone]
     w = skin.crease_width_m
     # Finger creases at both ends of the phalanx (not at the wrist or the fingertip).
     wobble = 0.4 * w * skin.noise.octave(p, 1.0 / (4.0 * w), 1)
     at_start = np.where(parent != WRIST, np.exp(-((t * length + wobble) / w) ** 2), 0.0)
-    is_tip = np.isin(child, TIP_JOINTS)
+    is_tip = _BONE_ENDS_AT_TIP[bone]
     at_end = np.where(~is_tip, np.exp(-(((1.0 - t) * length + wobble) / w) ** 2), 0.0)
     finger_crease = np.maximum(at_start, at_end)
     # Palm lines, in palm coordinates (a along the palm, b across it, both ~[0, 1]).
@@ -170,8 +176,7 @@ def _hand_features(p: np.ndarray, n: np.ndarray, frame: HandFrame, skin: SkinPar
     thumb = p - joints[FINGER_JOINTS[0][1]]
     arc = np.sqrt(np.einsum("ij,ij->i", thumb, thumb)) - 0.45 * palm_len + wobble
     palm = np.maximum(palm, np.exp(-(arc / (1.3 * w)) ** 2) * (a > 0.1))
-    crease = palmar_w * np.where(metacarpal & ~np.isin(child, FINGER_JOINTS[0]),
-                                 palm, finger_crease)
+    crease = palmar_w * np.where(metacarpal & ~_BONE_ENDS_IN_THUMB[bone], palm, finger_crease)
     crease = np.maximum(crease, 0.35 * dorsal_w * at_start * (parent != WRIST))
     nail = np.where(is_tip, smoothstep(NAIL_START, NAIL_START + 0.15, t), 0.0)
     nail = nail * smoothstep(0.45, 0.7, dorsal)

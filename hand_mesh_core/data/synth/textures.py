@@ -159,7 +159,9 @@ def noise_image(rng: np.random.Generator, height: int, width: int, feature_px: f
     out = np.zeros((height, width), np.float32)
     amp, norm = 1.0, 0.0
     for k in range(octaves):
-        out += np.float32(amp) * _octave_image(rng, height, width, feature_px / 2.0 ** k)
+        octave = _octave_image(rng, height, width, feature_px / 2.0 ** k)
+        octave *= np.float32(amp)  # a fresh array (or a view of one): scaled in place
+        out += octave
         norm += amp
         amp *= gain
     out *= np.float32(1.0 / norm)

@@ -16,6 +16,7 @@ not depend on the number of workers.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing as mp
 import time
@@ -31,7 +32,7 @@ from hand_mesh_core.data.synth.generator import GENERATOR_VERSION, SynthGenerato
 
 __all__ = ["DEPTH_PNG_SCALE", "DISPARITY_PNG_SCALE", "SPLITS", "LABEL_KEYS", "IMAGE_EXTS",
            "WriteResult", "split_of", "split_counts", "image_ext", "write_sample_files",
-           "write_dataset"]
+           "write_dataset", "tune_malloc"]
 
 #: Depth PNG units per metre (0.1 mm steps; uint16 holds up to 6.5535 m, farther -> 0).
 DEPTH_PNG_SCALE = 10000.0
@@ -50,21 +51,28 @@ PNG_COMPRESSION = 1
 _FILTER = getattr(cv2, "IMWRITE_PNG_FILTER", None)
 
 
-def _png_params(filt: str, huffman_only: bool = False) -> tuple[int, ...]:
-    params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION]
+#: PNG compression level of the label masks: flat runs, run-length coded (level 2).
+MASK_PNG_COMPRESSION = 2
+
+
+def _png_params(filt: str, strategy: str = "", level: int = PNG_COMPRESSION
+                ) -> tuple[int, ...]:
+    params = [cv2.IMWRITE_PNG_COMPRESSION, level]
     if _FILTER is not None:
         params += [_FILTER, getattr(cv2, f"IMWRITE_PNG_FILTER_{filt}")]
-    if huffman_only:
-        params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+    if strategy:
+        params += [cv2.IMWRITE_PNG_STRATEGY, getattr(cv2, f"IMWRITE_PNG_STRATEGY_{strategy}")]
     return tuple(params)
 
 
 #: PNG encoder settings per kind of image, measured on 640x480 target_lab samples (shared
 #: 2-core machine): noisy RGB images compress about as well with the "sub" filter and Huffman
 #: coding only (680 vs 634 KiB) in 1/4 of the time (8 vs 34 ms); label images are mostly flat
-#: runs ("sub" filter: 0.5 vs 2 ms); depth is smooth along columns ("up" filter: 3.5 vs 12 ms,
-#: same size), disparity along rows ("sub": 2 vs 5 ms). All lossless.
-PNG_PARAMS = {"rgb": _png_params("SUB", huffman_only=True), "mask": _png_params("SUB"),
+#: runs: no filter and run-length coding (0.42 ms, 1 KiB; "sub" filter and default coding:
+#: 0.55 ms, 5 KiB); depth is smooth along columns ("up" filter: 3.5 vs 12 ms, same size),
+#: disparity along rows ("sub": 2 vs 5 ms). All lossless.
+PNG_PARAMS = {"rgb": _png_params("SUB", "HUFFMAN_ONLY"),
+              "mask": _png_params("NONE", "RLE", MASK_PNG_COMPRESSION),
               "depth": _png_params("UP"), "disparity": _png_params("SUB")}
 #: Per-sample arrays stored in ``labels_<split>.npz`` (plus ``faces_left``/``faces_right``).
 LABEL_KEYS = ("index", "joints_m", "vertices_m", "handedness", "fx", "fy", "cx", "cy",
@@ -92,8 +100,11 @@ def _png(path: Path, image: np.ndarray, kind: str) -> None:
 
 
 def _to_uint16(values: np.ndarray, scale: float) -> np.ndarray:
-    q = np.round(values.astype(np.float64) * scale)
-    q[(q > UINT16_MAX) | ~np.isfinite(q) | (q < 0)] = 0
+    """``round(values * scale)`` (in float64) as uint16; 0 where out of range or not finite."""
+    q = values.astype(np.float64)
+    q *= scale
+    np.round(q, out=q)
+    q[~((q >= 0) & (q <= UINT16_MAX))] = 0  # NaN compares False: -> 0 too
     return q.astype(np.uint16)
 
 
@@ -112,14 +123,14 @@ def write_sample_files(out: Path, sample: SynthSample) -> None:
     """
     name = f"{sample.index:06d}"
     ext = image_ext(sample)
-    for view, img, jpeg, mask, depth in (
-            ("left", sample.left, sample.left_jpeg, sample.mask_left, sample.depth_left),
-            ("right", sample.right, sample.right_jpeg, sample.mask_right, sample.depth_right)):
+    for view, jpeg, mask, depth in (
+            ("left", sample.left_jpeg, sample.mask_left, sample.depth_left),
+            ("right", sample.right_jpeg, sample.mask_right, sample.depth_right)):
         folder = out / "images" / view
         if ext == IMAGE_EXTS[1]:
             (folder / (name + ext)).write_bytes(jpeg)
-        else:
-            _png(folder / (name + ext), img, "rgb")
+        else:  # the pixels are only decoded here, when there is no JPEG file to store
+            _png(folder / (name + ext), getattr(sample, view), "rgb")
         for other in IMAGE_EXTS:
             if other != ext:
                 (folder / (name + other)).unlink(missing_ok=True)
@@ -139,6 +150,43 @@ def _labels(sample: SynthSample) -> dict[str, Any]:
             "pose_family": sample.info.get("pose_family", ""),
             "background": sample.info.get("background", ""),
             "forearm": bool(sample.info.get("forearm", False)), "image_ext": image_ext(sample)}
+
+
+# ---------------------------------------------------------------- memory allocator
+#: glibc ``mallopt`` parameters (``<malloc.h>``).
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+#: A sample allocates and frees dozens of (H, W, 3) float32/float64 arrays (3.7 / 7.4 MB at
+#: 640x480). glibc serves blocks above its mmap threshold (dynamic, 128 KiB to 32 MiB) with
+#: fresh pages that the kernel must zero and map on first touch; keeping them in the heap
+#: instead saves ~3 ms of system time per target_lab pair. 32 MiB is glibc's largest
+#: threshold on 64-bit systems.
+MALLOC_MMAP_THRESHOLD_BYTES = 32 << 20
+#: Free memory at the top of the heap kept (not returned to the system), and the extra
+#: memory requested when the heap grows.
+MALLOC_TRIM_THRESHOLD_BYTES = 128 << 20
+MALLOC_TOP_PAD_BYTES = 64 << 20
+
+
+def tune_malloc() -> bool:
+    """Make glibc's allocator keep large freed blocks for reuse (see
+    ``MALLOC_MMAP_THRESHOLD_BYTES``): for processes that render many samples (the writer's
+    workers, ``hand-mesh synth``). Process-wide; no effect on any result.
+
+    Returns:
+        True if glibc accepted the settings; False where there is no glibc ``mallopt``
+        (nothing changes).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows)
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    results = [mallopt(param, value) for param, value in (
+        (_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD_BYTES),
+        (_M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD_BYTES),
+        (_M_TOP_PAD, MALLOC_TOP_PAD_BYTES))]
+    return all(r == 1 for r in results)
 
 
 # ---------------------------------------------------------------- worker processes
@@ -181,6 +229,7 @@ def _init_worker(domain_dict: dict, out: str, seed: int, count: int, workers: in
     # one process per core: no intra-op threads in torch or OpenCV
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    tune_malloc()
     _WORKER.update(gen=SynthGenerator(DomainConfig.from_dict(domain_dict), nthreads=1),
                    out=Path(out), seed=seed, count=count, workers=workers, counter=counter)
     with ready.get_lock():

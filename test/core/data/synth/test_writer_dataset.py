@@ -8,7 +8,8 @@ import pytest
 
 from hand_mesh_core.cli.main import EXIT_USAGE, main
 from hand_mesh_core.data.synth.dataset import SynthStereoDataset, read_image
-from hand_mesh_core.data.synth.generator import MASK_HAND
+from hand_mesh_core.data.synth.generator import MASK_HAND, SynthGenerator
+from hand_mesh_core.data.synth.sensor import JPEG_NONE
 from hand_mesh_core.data.synth.writer import (DEPTH_PNG_SCALE, LABEL_KEYS, image_ext,
                                               split_counts, split_of, write_dataset,
                                               write_sample_files)
@@ -68,8 +69,10 @@ def test_dataset_reads_back_what_was_rendered(written):
 
 
 def test_uncompressed_sensor_writes_png_and_replaces_a_stale_jpeg(studio_gen, tmp_path):
-    sample = studio_gen.generate(0, 0)
-    sample.left_jpeg = sample.right_jpeg = None  # as for jpeg_quality == JPEG_NONE
+    domain = studio_gen.domain
+    domain = domain.replace(sensor=domain.sensor.replace(jpeg_quality=(JPEG_NONE, JPEG_NONE)))
+    sample = SynthGenerator(domain, studio_gen.rig, nthreads=1).generate(0, 0)
+    assert sample.left_jpeg is None and sample.right_jpeg is None
     for sub in ("images/left", "images/right", "masks/left", "masks/right", "depth/left",
                 "depth/right", "disparity/left"):
         (tmp_path / sub).mkdir(parents=True)
