@@ -38,9 +38,10 @@ class NetworkConfig(ConfigBase):
         0.25, "z-head root depth prior: z = ref * fx / window_px * exp(s); about the hand length "
         "(0.19 m) times the crop margin", unit="m", gt=0.0)
     max_depth_from_median_m: float = setting(
-        0.2, "stereo mode: per-vertex depth is clamped to the hand's median depth +- this (one "
-        "hand spans about its length in depth: the procedural hand is 0.184 m from wrist to "
-        "middle tip); 0 = no bound", unit="m", ge=0.0)
+        0.12, "stereo mode: per-vertex depth is clamped to the hand's median depth +- this; a "
+        "hand's vertices lie at most 0.113 m from their median depth (99th percentile 0.104 m; "
+        "labels of `hand-mesh synth --domain target_lab --count 400 --seed 1`); 0 = no bound",
+        unit="m", ge=0.0)
     template_fill: float = setting(0.6, "fraction of the crop side covered by the template "
                                    "prior", gt=0.0, le=1.0)
 
