@@ -93,7 +93,7 @@ def plot_pck_curves(curves: Mapping[str, PCKCurve], path: str | Path, title: str
     ax.set_ylabel("3D PCK")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")  # curves sit low or high depending on the model
     return _save(fig, path, config.dpi)
 
 

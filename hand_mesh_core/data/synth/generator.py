@@ -28,7 +28,8 @@ from hand_mesh_core.data.synth.meshes import forearm_mesh, vertex_normals, wrist
 from hand_mesh_core.data.synth.poses import sample_pose
 from hand_mesh_core.data.synth.sensor import decode_jpeg, sample_sensor, sensor_image
 from hand_mesh_core.data.synth.shading import (HandFrame, LightingParams, SkinParams,
-                                               nearest_bone, sample_lighting, sample_skin, shade,
+                                               add_columns, nearest_bone, sample_lighting,
+                                               sample_skin, scale_columns, scale_rows, shade,
                                                skin_albedo)
 from hand_mesh_core.data.synth.textures import smoothstep
 from hand_mesh_core.data.types import HANDEDNESS_CHOICES, StereoSample
@@ -327,9 +328,13 @@ def _interp(values: np.ndarray, tri: np.ndarray, bary: np.ndarray) -> np.ndarray
     """Barycentric interpolation: ``values`` (V, C) at the corners ``tri`` (N, 3) with weights
     ``bary`` (N, 3) -> (N, C) float32."""
     vals = np.asarray(values, np.float32)
-    out = vals[tri[:, 0]] * bary[:, 0:1]
-    out += vals[tri[:, 1]] * bary[:, 1:2]
-    out += vals[tri[:, 2]] * bary[:, 2:3]
+    # one gather of every corner's row, (3, N, C): corner k's weighted values are
+    # corners[k], summed in the order corner 0 + corner 1 + corner 2
+    corners = vals.take(np.asarray(tri).T, axis=0)
+    corners *= np.asarray(bary, np.float32).T[:, :, None]
+    out = corners[0]
+    out += corners[1]
+    out += corners[2]
     return out
 
 
@@ -340,7 +345,10 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _normalize(x: np.ndarray) -> np.ndarray:
     """Rows of ``x`` (N, 3) scaled to unit length (in place; zero rows stay ~0)."""
-    x /= (np.sqrt(_dot(x, x)) + np.float32(NORMAL_EPS))[:, None]
+    norm = np.sqrt(_dot(x, x))
+    norm += np.float32(NORMAL_EPS)
+    for c in range(x.shape[1]):  # x /= norm[:, None], column by column (see scale_rows)
+        np.divide(x[:, c], norm, out=x[:, c])
     return x
 
 
@@ -577,7 +585,7 @@ class SynthGenerator:
         ray_pix = np.concatenate(pix)
         origins = np.concatenate([np.broadcast_to(self._rays[view][0], (n, 3))
                                   for view, n in zip(raycast.VIEWS, counts)])
-        dirs = np.concatenate([self._rays[view][1].reshape(-1, 3)[p]
+        dirs = np.concatenate([self._rays[view][1].reshape(-1, 3).take(p, axis=0)
                                for view, p in zip(raycast.VIEWS, pix)])
         # (view, ray indices, shading inputs) of the hits of each view on each mesh
         surfaces: list[tuple[int, np.ndarray, _Surface]] = []
@@ -604,7 +612,8 @@ class SynthGenerator:
                 for light in lighting.lights:
                     idx = np.nonzero((surf.normals @ light.direction) > 0)[0]
                     slots.append((idx, len(queries)))
-                    queries.append((surf.points[idx], surf.normals[idx], light.direction))
+                    queries.append((surf.points.take(idx, axis=0), surf.normals.take(idx, axis=0),
+                                    light.direction))
             mesh_slots.append(slots)
         plane_light = self._plane_lighting(geo, lighting, plane, masks, depths, queries)
         blocked = raycast.occluded_batch(scene, queries, self.nthreads) if queries else []
@@ -663,8 +672,10 @@ class SynthGenerator:
                 depth = depths[k]
                 pix = pix[(masks[k][pix] == MASK_BACKGROUND) & np.isfinite(depth[pix])]
                 origin = raycast.camera_center(self.camera, view)
-                pts = origin[None] + depth[pix, None].astype(np.float64) \
-                    * self._rays[view][1].reshape(-1, 3)[pix]
+                # origin + depth * ray, in float64 (column by column, see scale_rows)
+                pts = scale_rows(self._rays[view][1].reshape(-1, 3).take(pix, axis=0),
+                                 depth.take(pix).astype(np.float64))
+                add_columns(pts, origin, out=pts)
                 shadows[k].append((pix, len(queries), lost))
                 queries.append((pts, np.broadcast_to(plane.normal, pts.shape),
                                 light.direction))
@@ -681,17 +692,21 @@ class SynthGenerator:
         flat_rad, flat_alb = radiance.reshape(-1, 3), albedo.reshape(-1, 3)
         for pix, slot, lost in light.shadows[view_index]:
             px = pix[blocked[slot]]
-            flat_rad[px] -= flat_alb[px] * lost[None]
+            # flat_rad[px] -= flat_alb[px] * lost[None], the same operations (see scale_rows)
+            lost_rad = scale_columns(flat_alb.take(px, axis=0), lost)
+            flat_rad[px] = flat_rad.take(px, axis=0) - lost_rad
         return radiance
 
     def _surface(self, gid: int, hits: raycast.Hits, sel: np.ndarray, dirs: np.ndarray,
                  origins: np.ndarray, geo: _Geometry, frame: HandFrame, skin: SkinParams
                  ) -> _Surface:
         """Shading inputs of the rays ``sel`` (of one view) that hit mesh ``gid``."""
-        tri = geo.faces[gid][hits.triangle[sel]]
-        bary = hits.bary[sel]
-        ray = dirs[sel]
-        points = origins[sel] + hits.t[sel, None] * ray
+        # row gathers with take(axis=0): the same rows as fancy indexing, faster
+        tri = geo.faces[gid].take(hits.triangle.take(sel), axis=0)
+        bary = hits.bary.take(sel, axis=0)
+        ray = dirs.take(sel, axis=0)
+        points = scale_rows(ray, hits.t.take(sel))  # origin + t * ray
+        points += origins.take(sel, axis=0)
         attr = _interp(geo.attributes[gid], tri, bary)
         normals = _normalize(attr[:, ATTR_NORMAL])
         rest_p = attr[:, ATTR_REST_POINT]
@@ -709,7 +724,8 @@ class SynthGenerator:
                                    sleeve, bones)
         to_cam = _normalize(-ray)
         # two-sided: make normals face the camera before offsetting the shadow rays
-        normals *= np.where(_dot(normals, to_cam) < 0, -1.0, 1.0).astype(np.float32)[:, None]
+        scale_rows(normals, np.where(_dot(normals, to_cam) < 0, -1.0, 1.0).astype(np.float32),
+                   out=normals)
         return _Surface(points, normals, to_cam, albedo, spec)
 
     # ------------------------------------------------------------------ public
@@ -751,8 +767,9 @@ class SynthGenerator:
                                        decode=False))
             depths.append(depth)
             masks.append(mask)
-        disparity = np.where(depths[0] > 0, self.camera.fx_baseline
-                             / np.where(depths[0] > 0, depths[0], 1.0), 0.0).astype(np.float32)
+        # fx * B / depth in float32 where depth > 0, else 0
+        disparity = np.zeros(depths[0].shape, np.float32)
+        np.divide(self.camera.fx_baseline, depths[0], out=disparity, where=depths[0] > 0)
         return SynthSample(index=index, left_image=images[0].image,
                            right_image=images[1].image,
                            left_jpeg=images[0].jpeg, right_jpeg=images[1].jpeg,

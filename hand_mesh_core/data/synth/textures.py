@@ -22,6 +22,8 @@ LATTICE_SIZE = 32
 #: cells of this size, then resized bilinearly (8 samples per cell: the bilinear error of a
 #: bicubic curve is below 1 % of its range).
 NOISE_CELL_PX_MAX = 8.0
+#: Corners of a lattice cell.
+CELL_CORNERS = 8
 
 
 def smoothstep(edge0: float, edge1: float, x: np.ndarray) -> np.ndarray:
@@ -49,13 +51,28 @@ class SolidNoise:
 
     lattice: np.ndarray
     rotations: np.ndarray
-    #: The lattice with its first plane repeated after the last one on each axis, flattened:
-    #: (L + 1)^3 float32, so the 8 corners of a cell are fixed offsets (derived, not an input).
-    padded: np.ndarray = field(init=False, repr=False, compare=False)
+    #: The 8 corner values of every lattice cell, (L^3, 8) float32, row ``(i * L + j) * L + k``
+    #: for the cell with lower corner (i, j, k), columns in the order (dx, dy, dz) = (0, 0, 0),
+    #: (0, 0, 1), (0, 1, 0), ..., (1, 1, 1), wrapping at the far faces: one row gather per point
+    #: instead of 8 gathers (derived from ``lattice``, built on first use).
+    _corners: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self.padded = np.pad(np.asarray(self.lattice, np.float32), ((0, 1),) * 3,
-                             mode="wrap").ravel()
+    def corners(self) -> np.ndarray:
+        """The (L^3, 8) float32 corner table of the lattice cells (see ``_corners``).
+
+        Raises:
+            ValueError: ``lattice`` is not (L, L, L) with L = LATTICE_SIZE.
+        """
+        if self._corners is None:
+            size = LATTICE_SIZE
+            if np.shape(self.lattice) != (size,) * 3:
+                raise ValueError(f"lattice must be {(size,) * 3}, got {np.shape(self.lattice)}")
+            padded = np.pad(np.asarray(self.lattice, np.float32), ((0, 1),) * 3, mode="wrap")
+            table = np.empty((size, size, size, CELL_CORNERS), np.float32)
+            for k, (dx, dy, dz) in enumerate(np.ndindex(2, 2, 2)):
+                table[..., k] = padded[dx:dx + size, dy:dy + size, dz:dz + size]
+            self._corners = table.reshape(size ** 3, CELL_CORNERS)
+        return self._corners
 
     @classmethod
     def random(cls, rng: np.random.Generator, octaves: int = 4) -> "SolidNoise":
@@ -81,23 +98,23 @@ class SolidNoise:
         rot = (self.rotations[index % len(self.rotations)] * frequency).astype(np.float32)
         p = rot @ np.asarray(points, np.float32).T
         base = np.floor(p)
-        f = p - base
-        w1 = f * f * (3.0 - 2.0 * f)
-        # Flat index of the lower corner in the wrap-padded lattice; the other 7 corners are
-        # fixed offsets from it (no modulo per corner).
+        f = np.subtract(p, base, out=p)
+        # w1 = f * f * (3 - 2 f), the same float32 operations, in place
+        w1 = f * 2.0
+        np.subtract(3.0, w1, out=w1)
+        w1 *= f * f
+        # Row of the cell in the corner table: its 8 corners in one gather (no modulo per
+        # corner).
         i0 = base.astype(np.int32) & (LATTICE_SIZE - 1)
-        side = LATTICE_SIZE + 1
-        flat = self.padded
-        idx = (i0[0] * side + i0[1]) * side + i0[2]
+        idx = (i0[0] * LATTICE_SIZE + i0[1]) * LATTICE_SIZE + i0[2]
+        corners = self.corners().take(idx, axis=0)  # (N, 8)
         acc = []
-        for dx in (0, side * side):
-            for dy in (0, side):
-                c0 = flat.take(idx + (dx + dy))
-                c1 = flat.take(idx + (dx + dy + 1))
-                c1 -= c0
-                c1 *= w1[2]
-                c1 += c0
-                acc.append(c1)
+        for k in range(0, CELL_CORNERS, 2):  # lerp along z: corners (k, k + 1)
+            c0 = corners[:, k]
+            c1 = corners[:, k + 1] - c0
+            c1 *= w1[2]
+            c1 += c0
+            acc.append(c1)
         lo = acc[0] + (acc[1] - acc[0]) * w1[1]
         hi = acc[2] + (acc[3] - acc[2]) * w1[1]
         return lo + (hi - lo) * w1[0]
@@ -127,7 +144,11 @@ def _octave_image(rng: np.random.Generator, height: int, width: int, cell_px: fl
     size = cell_px / factor
     gh = max(2, int(np.ceil(h / size)) + 2)
     gw = max(2, int(np.ceil(w / size)) + 2)
-    grid = rng.uniform(-1.0, 1.0, size=(gh, gw)).astype(np.float32)
+    # rng.uniform(-1, 1) is -1 + 2 * rng.random(), in float64: the same numbers, in place
+    grid = rng.random((gh, gw))
+    grid *= 2.0
+    grid -= 1.0
+    grid = grid.astype(np.float32)
     up = cv2.resize(grid, (int(gw * size), int(gh * size)), interpolation=cv2.INTER_CUBIC)
     oy = int(rng.integers(0, max(1, up.shape[0] - h + 1)))
     ox = int(rng.integers(0, max(1, up.shape[1] - w + 1)))

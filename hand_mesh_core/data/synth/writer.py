@@ -101,10 +101,11 @@ def _png(path: Path, image: np.ndarray, kind: str) -> None:
 
 def _to_uint16(values: np.ndarray, scale: float) -> np.ndarray:
     """``round(values * scale)`` (in float64) as uint16; 0 where out of range or not finite."""
-    q = values.astype(np.float64)
-    q *= scale
+    q = np.multiply(values, scale, dtype=np.float64)
     np.round(q, out=q)
-    q[~((q >= 0) & (q <= UINT16_MAX))] = 0  # NaN compares False: -> 0 too
+    ok = q >= 0
+    ok &= q <= UINT16_MAX  # NaN compares False: -> 0 too
+    np.copyto(q, 0.0, where=~ok)
     return q.astype(np.uint16)
 
 

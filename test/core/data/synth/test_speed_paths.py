@@ -207,3 +207,196 @@ def test_cli_fork_server_preloads_the_writer():
     from hand_mesh_core.data.synth import writer
 
     assert synth_cli.WORKER_MODULE == writer.__name__
+
+
+# ---------------------------------------------------------------- 1.2.0 speed work, part 2
+# Naive references: the broadcast expressions and gathers the fast paths replace (the code of
+# 1.2.0 before the change). Every comparison is bit for bit.
+def _naive_scale_rows(x, s, out=None):
+    res = x * s[:, None]
+    if out is None:
+        return res
+    out[...] = res
+    return out
+
+
+def _naive_scale_columns(x, b, out=None):
+    res = x * np.asarray(b)[None]
+    if out is None:
+        return res
+    out[...] = res
+    return out
+
+
+def _naive_add_columns(x, b, out=None):
+    res = x + np.asarray(b)[None]
+    if out is None:
+        return res
+    out[...] = res
+    return out
+
+
+def _naive_outer_rows(a, b):
+    return a[:, None] * np.asarray(b)[None]
+
+
+def _naive_tint_rows(x, w, tint):
+    x *= 1.0 - w[:, None] + w[:, None] * np.asarray(tint)[None]
+    return x
+
+
+def _octave_eight_gathers(self, points, frequency, index=0):
+    """SolidNoise.octave of 1.2.0: 8 gathers from the wrap-padded flat lattice."""
+    from hand_mesh_core.data.synth.textures import LATTICE_SIZE
+
+    rot = (self.rotations[index % len(self.rotations)] * frequency).astype(np.float32)
+    p = rot @ np.asarray(points, np.float32).T
+    base = np.floor(p)
+    f = p - base
+    w1 = f * f * (3.0 - 2.0 * f)
+    i0 = base.astype(np.int32) & (LATTICE_SIZE - 1)
+    side = LATTICE_SIZE + 1
+    flat = np.pad(np.asarray(self.lattice, np.float32), ((0, 1),) * 3, mode="wrap").ravel()
+    idx = (i0[0] * side + i0[1]) * side + i0[2]
+    acc = []
+    for dx in (0, side * side):
+        for dy in (0, side):
+            c0 = flat.take(idx + (dx + dy))
+            c1 = flat.take(idx + (dx + dy + 1))
+            c1 -= c0
+            c1 *= w1[2]
+            c1 += c0
+            acc.append(c1)
+    lo = acc[0] + (acc[1] - acc[0]) * w1[1]
+    hi = acc[2] + (acc[3] - acc[2]) * w1[1]
+    return lo + (hi - lo) * w1[0]
+
+
+def _interp_three_gathers(values, tri, bary):
+    vals = np.asarray(values, np.float32)
+    out = vals[tri[:, 0]] * bary[:, 0:1]
+    out += vals[tri[:, 1]] * bary[:, 1:2]
+    out += vals[tri[:, 2]] * bary[:, 2:3]
+    return out
+
+
+def _naive_shade(albedo, normals, view_dirs, lighting, visibility=None, specular_gain=None):
+    """shade() of 1.2.0: the same model with broadcast (N, 1) x (1, 3) products."""
+    from hand_mesh_core.data.synth.shading import AMBIENT_HEMISPHERE
+
+    n = np.asarray(normals, np.float32)
+    v = np.asarray(view_dirs, np.float32)
+    facing = np.einsum("ij,ij->i", n, v)
+    n = n * np.where(facing < 0, np.float32(-1.0), np.float32(1.0))[:, None]
+    hemi = 1.0 - AMBIENT_HEMISPHERE * 0.5 * (1.0 + n[:, 1])
+    diffuse = np.repeat((lighting.ambient * hemi)[:, None], 3, axis=1)
+    specular = np.zeros_like(diffuse)
+    gain = 1.0 if specular_gain is None else specular_gain[:, None]
+    s = lighting.shininess
+    norm = (s + 8.0) / (8.0 * np.pi)
+    for k, light in enumerate(lighting.lights):
+        ndl = n @ light.direction.astype(np.float32)
+        vis = 1.0 if visibility is None else visibility[:, k]
+        wrapped = np.clip((ndl + lighting.wrap) / (1.0 + lighting.wrap), 0.0, None) * vis
+        diffuse += wrapped[:, None] * light.rgb[None]
+        h = v + light.direction[None].astype(np.float32)
+        ndh = np.einsum("ij,ij->i", n, h)
+        ndh /= np.sqrt(np.einsum("ij,ij->i", h, h)) + np.float32(1e-12)
+        np.maximum(ndh, 0.0, out=ndh)
+        spec = lighting.specular * norm * ndh ** s * (ndl > 0) * vis
+        specular += spec[:, None] * light.rgb[None]
+    return (albedo * diffuse + gain * specular).astype(np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_helpers_match_broadcasting(dtype):
+    from hand_mesh_core.data.synth import shading
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1001, 3)).astype(np.float32)
+    s = rng.normal(size=1001).astype(dtype)  # float64: the products are float64, as broadcast
+    b = rng.normal(size=3).astype(dtype)
+    pairs = [(shading.scale_rows(x, s), _naive_scale_rows(x, s)),
+             (shading.scale_columns(x, b), _naive_scale_columns(x, b)),
+             (shading.add_columns(x, b), _naive_add_columns(x, b)),
+             (shading.outer_rows(s, b), _naive_outer_rows(s, b)),
+             (shading.tint_rows(x.copy(), s, b), _naive_tint_rows(x.copy(), s, b))]
+    for fast, ref in pairs:
+        assert fast.dtype == ref.dtype and fast.shape == ref.shape
+        assert fast.tobytes() == ref.tobytes()
+    # in place (out=x) on a strided view, as the generator uses it
+    table = rng.normal(size=(1001, 9)).astype(np.float32)
+    view = table[:, 3:6]
+    ref = view * s[:, None]
+    shading.scale_rows(view, s, out=view)
+    assert view.tobytes() == ref.astype(np.float32).tobytes()
+
+
+def test_octave_corner_table_matches_eight_gathers():
+    from hand_mesh_core.data.synth.textures import SolidNoise
+
+    rng = np.random.default_rng(8)
+    noise = SolidNoise.random(rng)
+    for scale, freq in ((0.03, 40.0), (0.03, 833.3), (5.0, 1.0), (0.03, 0.01)):
+        pts = (rng.normal(size=(5000, 3)) * scale).astype(np.float32)
+        for k in range(5):  # k = 4 wraps around the 4 rotations
+            fast = noise.octave(pts, freq, k)
+            assert fast.tobytes() == _octave_eight_gathers(noise, pts, freq, k).tobytes()
+    assert noise.corners().shape == (32 ** 3, 8)
+
+
+def test_interp_one_gather_matches_three():
+    rng = np.random.default_rng(9)
+    values = rng.normal(size=(300, 10)).astype(np.float32)
+    tri = rng.integers(0, 300, size=(4000, 3))
+    bary = rng.dirichlet(np.ones(3), size=4000).astype(np.float32)
+    fast = gen_mod._interp(values, tri, bary)
+    assert fast.tobytes() == _interp_three_gathers(values, tri, bary).tobytes()
+
+
+@pytest.mark.parametrize("gain", [False, True])
+def test_shade_matches_broadcast_reference(gain):
+    from hand_mesh_core.data.synth.shading import Light, LightingParams, shade
+
+    rng = np.random.default_rng(10)
+    n = rng.normal(size=(3000, 3)).astype(np.float32)
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    v = rng.normal(size=(3000, 3)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    albedo = rng.uniform(size=(3000, 3)).astype(np.float32)
+    lights = [Light(d / np.linalg.norm(d), rgb.astype(np.float32))
+              for d, rgb in zip(rng.normal(size=(2, 3)), rng.uniform(0.2, 1.2, size=(2, 3)))]
+    lighting = LightingParams(lights, 0.08, 0.2, 25.0, 0.1, True, 1.0)
+    vis = (rng.uniform(size=(3000, 2)) < 0.7).astype(np.float32)
+    spec_gain = rng.uniform(1.0, 2.5, size=3000).astype(np.float32) if gain else None
+    fast = shade(albedo, n, v, lighting, vis, spec_gain)
+    ref = _naive_shade(albedo, n, v, lighting, vis, spec_gain)
+    assert fast.dtype == np.float32 and fast.tobytes() == ref.tobytes()
+
+
+def test_fast_paths_render_the_same_as_references(lab_gen, monkeypatch):
+    from hand_mesh_core.data.synth import shading
+    from hand_mesh_core.data.synth.textures import SolidNoise
+
+    fast = [lab_gen.generate(i, 33) for i in range(3)]
+    for module in (shading, gen_mod):
+        for name, naive in (("scale_rows", _naive_scale_rows),
+                            ("scale_columns", _naive_scale_columns),
+                            ("add_columns", _naive_add_columns),
+                            ("outer_rows", _naive_outer_rows), ("tint_rows", _naive_tint_rows)):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, naive)
+    monkeypatch.setattr(SolidNoise, "octave", _octave_eight_gathers)
+    monkeypatch.setattr(gen_mod, "_interp", _interp_three_gathers)
+    slow = [lab_gen.generate(i, 33) for i in range(3)]
+    for a, b in zip(fast, slow):
+        for k in ARRAYS:
+            assert getattr(a, k).tobytes() == getattr(b, k).tobytes(), k
+
+
+def test_octave_rejects_a_lattice_of_another_size():
+    from hand_mesh_core.data.synth.textures import SolidNoise
+
+    noise = SolidNoise(np.zeros((8, 8, 8), np.float32), np.eye(3)[None])
+    with pytest.raises(ValueError, match="lattice must be"):
+        noise.octave(np.zeros((4, 3), np.float32), 1.0)
