@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from hand_mesh_core.cli.main import CliError
@@ -30,6 +31,16 @@ def _start_fork_server() -> None:
     forkserver.ensure_running()
 
 
+def default_workers(count: int) -> int:
+    """Worker processes when ``--workers`` is not given: one per CPU this process may run on
+    (its affinity mask, e.g. a container's or ``taskset``'s limit), at most ``count``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, count))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hand-mesh synth``."""
     parser.add_argument("--domain", required=True,
@@ -37,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, required=True, help="number of stereo pairs (> 0)")
     parser.add_argument("--seed", type=int, default=0, help="run seed (>= 0)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--workers", type=int, default=1, help="processes (>= 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes (>= 1; default: the CPUs this process may use, at most "
+                        "--count)")
     parser.add_argument("--split-test", type=float, default=0.2,
                         help="fraction of samples (the last ones) in the test split, [0, 1)")
     parser.add_argument("--camera-scale", type=float, default=1.0,
@@ -54,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--count must be > 0, got {args.count}")
     if args.seed < 0:
         raise CliError(f"--seed must be >= 0, got {args.seed}")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers must be >= 1, got {args.workers}")
+    args.workers = default_workers(args.count) if args.workers is None else args.workers
     if not 0.0 <= args.split_test < 1.0:
         raise CliError(f"--split-test must be in [0, 1), got {args.split_test}")
     if not args.camera_scale > 0:

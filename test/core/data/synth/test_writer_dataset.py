@@ -170,8 +170,17 @@ def test_cli_writes_and_previews(tmp_path):
     sheet = tmp_path / "sheet.png"
     assert main(["synth", "--domain", "source_studio", "--count", "2", "--seed", "3", "--out",
                  str(tmp_path / "d"), "--camera-scale", "0.25", "--preview", str(sheet),
-                 "--no-progress"]) == 0
+                 "--workers", "1", "--no-progress"]) == 0
     assert sheet.is_file() and (tmp_path / "d" / "labels_train.npz").is_file()
+
+
+@pytest.mark.parametrize("cpus,count,expected", [(2, 2000, 2), (8, 3, 3), (1, 10, 1)])
+def test_default_workers_one_per_usable_cpu(monkeypatch, cpus, count, expected):
+    from hand_mesh_core.cli import synth as synth_cli
+
+    monkeypatch.setattr(synth_cli.os, "sched_getaffinity", lambda pid: set(range(cpus)),
+                        raising=False)
+    assert synth_cli.default_workers(count) == expected
 
 
 def _cli(args):
