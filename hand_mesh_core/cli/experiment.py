@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("table", choices=("table1", "table2"), help="which table")
     preset = parser.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true",
-                        help="CPU preset (ExperimentConfig.preset('quick')): the shipped "
-                        "checkpoint, small target sets; table1 in < 15 min on 2 cores")
+                        help="CPU preset (ExperimentConfig.preset('quick', table)): the "
+                        "shipped checkpoint, small target sets; < 15 min on 2 cores")
     preset.add_argument("--config", type=Path, default=None, help="ExperimentConfig YAML")
     parser.add_argument("--out", type=Path, default=Path("runs/experiments"),
                         help="output folder (default: runs/experiments)")
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config is not None:
         config = ExperimentConfig.from_yaml(args.config)
     else:
-        config = ExperimentConfig.preset("quick" if args.quick else "full")
+        config = ExperimentConfig.preset("quick" if args.quick else "full", args.table)
     if args.device is not None:
         config = config.replace(device=args.device)
     if args.rows is not None:

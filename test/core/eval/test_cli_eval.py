@@ -122,6 +122,9 @@ def test_cli_experiment_print_config(capsys, tmp_path):
     assert main(["experiment", "table1", "--quick", "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert ExperimentConfig.from_dict(printed) == ExperimentConfig.preset("quick")
+    assert main(["experiment", "table2", "--quick", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert ExperimentConfig.from_dict(printed) == ExperimentConfig.preset("quick", "table2")
     cfg_path = tmp_path / "e.yaml"
     ExperimentConfig.preset("quick").replace(seed=7).to_yaml(cfg_path)
     assert main(["experiment", "table2", "--config", str(cfg_path), "--device", "cuda",

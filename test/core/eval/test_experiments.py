@@ -190,6 +190,11 @@ def test_rows_and_config_validation(tmp_path):
         ExperimentConfig.preset("medium")
     quick, full = ExperimentConfig.preset("quick"), ExperimentConfig.preset("full")
     assert quick.n_target_test < full.n_target_test and quick.adapt_steps < full.adapt_steps
+    quick2 = ExperimentConfig.preset("quick", "table2")  # seven adaptation runs: smaller
+    assert quick2.adapt_steps < quick.adapt_steps and quick2.n_target_train < quick.n_target_train
+    assert ExperimentConfig.preset("full", "table2") == full
+    with pytest.raises(ValueError, match=r"table must be one of \['table1', 'table2'\]"):
+        ExperimentConfig.preset("quick", "table3")
     with pytest.raises(ConfigError, match="must differ"):
         ExperimentConfig(source_domain="a", target_domain="a")
     with pytest.raises(ConfigError, match="distinct"):
