@@ -73,24 +73,25 @@ def outer_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def scale_columns(x: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``x * b[None]`` for x (N, C) and b (C,) (``out``: (N, C), may be ``x``)."""
+def _per_column(ufunc: np.ufunc, x: np.ndarray, b: np.ndarray, out: np.ndarray | None
+                ) -> np.ndarray:
+    """``ufunc(x, b[None])`` for x (N, C) and b (C,), one column at a time."""
     b = np.asarray(b)
     if out is None:
         out = np.empty(x.shape, np.result_type(x, b))
     for c in range(x.shape[1]):
-        np.multiply(x[:, c], b[c:c + 1], out=out[:, c])
+        ufunc(x[:, c], b[c:c + 1], out=out[:, c])
     return out
+
+
+def scale_columns(x: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``x * b[None]`` for x (N, C) and b (C,) (``out``: (N, C), may be ``x``)."""
+    return _per_column(np.multiply, x, b, out)
 
 
 def add_columns(x: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``x + b[None]`` for x (N, C) and b (C,) (``out``: (N, C), may be ``x``)."""
-    b = np.asarray(b)
-    if out is None:
-        out = np.empty(x.shape, np.result_type(x, b))
-    for c in range(x.shape[1]):
-        np.add(x[:, c], b[c:c + 1], out=out[:, c])
-    return out
+    return _per_column(np.add, x, b, out)
 
 
 def tint_rows(x: np.ndarray, w: np.ndarray, tint: np.ndarray) -> np.ndarray:
