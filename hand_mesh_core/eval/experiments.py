@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: The ``quick`` preset of table1: unlabelled target pairs, test pairs and adaptation steps.
-#: On 2 idle CPU cores the four rows take 7.4 min (< 15) and binocular adaptation lowers the
+#: On 2 idle CPU cores the four rows take 7.5 min (< 15) and binocular adaptation lowers the
 #: error by 41.6 %; with 32 / 32 / 100 it was 2.3 min and -35.8 % (docs/results.md).
 QUICK_TABLE1_SIZES = (128, 64, 300)
 #: The ``quick`` preset of table2 (seven adaptation runs, so smaller): 6.3 min on 2 CPU cores.
