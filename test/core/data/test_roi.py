@@ -1,8 +1,6 @@
 """Hand ROI: disparity matching, candidate scoring (stereo, size, prior), real STB pair."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -15,8 +13,8 @@ from hand_mesh_core.data.roi import (
     split_forearm, track_hand_roi,
 )
 from hand_mesh_core.geometry.camera import StereoCamera
+from shared_data import STB_DIR as REAL
 
-REAL = Path("/work/shared/realdata/stb")
 needs_real = pytest.mark.skipif(not (REAL / "images/B1Counting/BB_left_0.png").is_file(),
                                 reason="real STB sample not available")
 CAM = StereoCamera(fx=400.0, fy=400.0, cx=160.0, cy=120.0, baseline_m=0.1, width=320,

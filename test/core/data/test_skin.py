@@ -1,8 +1,6 @@
 """Skin mask: colour box, adaptive Gaussian, morphology, components, real STB pair."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -14,8 +12,8 @@ from hand_mesh_core.data.skin import (
     SkinModel, SkinSegmenter, clean_mask, fit_skin_model, skin_box_mask, skin_mask,
     skin_masks_stereo,
 )
+from shared_data import STB_DIR as REAL
 
-REAL = Path("/work/shared/realdata/stb")
 SKIN_RGB = (224, 172, 140)     # Y 184, Cr 157, Cb 103: inside the Chai & Ngan box
 BLUE_RGB = (40, 60, 200)
 DARK_SKIN_RGB = (30, 20, 15)   # skin-like chroma but Y ~ 22 < y_min

@@ -15,8 +15,8 @@ from hand_mesh_core.data.stb import (
     stb_sequences, stb_to_canonical,
 )
 from hand_mesh_core.geometry.camera import StereoCamera
+from shared_data import STB_DIR as REAL
 
-REAL = Path("/work/shared/realdata/stb")
 REPO = Path(__file__).resolve().parents[3]
 needs_real = pytest.mark.skipif(not (REAL / "labels" / "B1Counting_BB.mat").is_file(),
                                 reason="real STB sample not available")

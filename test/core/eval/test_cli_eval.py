@@ -17,8 +17,8 @@ from hand_mesh_core.eval.experiments import BackendUnavailable, ExperimentConfig
 from hand_mesh_core.geometry.camera import StereoCamera
 from hand_mesh_core.geometry.mesh import uv_sphere
 from hand_mesh_core.pipeline import HandMeshResult
+from shared_data import STB_DIR as STB_ROOT
 
-STB_ROOT = Path("/work/shared/realdata/stb")
 needs_stb = pytest.mark.skipif(not (STB_ROOT / "labels").is_dir(), reason="no STB sample")
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -19,14 +17,12 @@ from hand_mesh_core.eval.metrics import (
     pck_auc, pck_curve, pck_thresholds_mm, procrustes_align, root_relative, umeyama,
 )
 from hand_mesh_core.hand.joints import JOINT_ORDERS, to_canonical
+from shared_data import STB_LABELS
 
 
 def from_canonical_order(stb_joints: np.ndarray) -> np.ndarray:
     """STB-order joints in canonical order, by the joint names (palm left in slot 0)."""
     return stb_joints[..., np.argsort(JOINT_ORDERS["stb"]), :]
-
-
-STB_LABELS = Path("/work/shared/realdata/stb/labels/B1Counting_BB.mat")
 
 
 def _hand(seed: int = 0, batch: int = 4) -> np.ndarray:

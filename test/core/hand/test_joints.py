@@ -1,14 +1,11 @@
 """Canonical skeleton and dataset joint maps (incl. the real STB labels)."""
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.io
 import torch
 
 from hand_mesh_core.hand import joints as J
-
-STB_LABELS = Path("/work/shared/realdata/stb/labels/B1Counting_BB.mat")
+from shared_data import STB_LABELS
 
 
 def test_canonical_order_and_tree():
