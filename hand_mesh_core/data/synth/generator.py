@@ -520,12 +520,11 @@ class SynthGenerator:
     def _mesh_pixels(self, view: str, geo: _Geometry) -> np.ndarray:
         """Flat indices of the pixels of ``view`` whose rays may hit a mesh: the convex hulls
         of the projections of the meshes' parts (``_Geometry.parts``), grown by
-        HULL_MARGIN_PX; the whole box if a vertex is near the camera plane."""
+        HULL_MARGIN_PX; the whole box if a part's vertex is near the camera plane
+        (:meth:`_hull_pixels`)."""
         box = self._bbox(view, np.concatenate(geo.vertices))
         if box is None:
             return np.zeros(0, np.int64)
-        if any(np.any(v[:, 2] <= MIN_BBOX_DEPTH_M) for v in geo.vertices):
-            return self._box_pixels(box, self.camera.width)
         return self._hull_pixels(view, geo.parts, box)
 
     @staticmethod
