@@ -7,7 +7,11 @@ For ``N`` samples of each domain (``SynthGenerator(load_domain(name)).generate(i
   hand, which is what the ROI must isolate);
 * hand-pixel recall of the box mask;
 * ROI hit: the left window of :func:`find_hand_roi` holds >= 90% of the projected joints;
-* IoU of the box-mask pixels inside the chosen candidate's box with the hand mask.
+* IoU of the box-mask pixels inside the chosen candidate's box with the hand mask;
+* window tightness: the ROI window's side over the labelled hand's window side (the training
+  crop, ``gt_stereo_crop`` with the same margin; 1 = as tight as the network was trained on);
+* disparity error: the ROI disparity minus the labelled hand's median vertex disparity (what
+  the training crops shift the right window by), px.
 
 The ROI runs twice on the same images: "current" (the given RoiConfig) and "previous" (the
 same with dense_stereo, refine_skin and split_forearm off: the previous method), so the two are
@@ -57,7 +61,10 @@ def run_domain(domain: str, n: int, seed: int, roi_configs: dict, failures_png: 
     torch.set_num_threads(1)
     gen = SynthGenerator(load_domain(domain), nthreads=1)
     iou_box, iou_adaptive, recall = [], [], []
-    per = {name: {"hits": [], "blob_iou": [], "ms": [], "misses": []} for name in roi_configs}
+    from hand_mesh_core.train.batch import gt_stereo_crop
+
+    per = {name: {"hits": [], "blob_iou": [], "ms": [], "misses": [], "win_ratio": [],
+                  "disp_err": []} for name in roi_configs}
     tiles = []
     for i in range(n):
         s = gen.generate(i, seed=seed)
@@ -76,6 +83,11 @@ def run_domain(domain: str, n: int, seed: int, roi_configs: dict, failures_png: 
             r["ms"].append(1000.0 * (time.perf_counter() - t))
             ok = roi is not None and _in_box(uv, roi.left).mean() >= HIT_JOINT_FRAC
             r["hits"].append(bool(ok))
+            if roi is not None:
+                label = gt_stereo_crop(s.vertices_m.astype(np.float64), s.camera, 128,
+                                       cfg.margin_frac)
+                r["win_ratio"].append(roi.left[2] / label.left.width)
+                r["disp_err"].append(roi.disparity_px - label.shift_px)
             if roi is not None and roi.candidate is not None:
                 x0, y0, w, h = roi.candidate.bbox_left
                 box = np.zeros_like(hand)
@@ -106,6 +118,10 @@ def run_domain(domain: str, n: int, seed: int, roi_configs: dict, failures_png: 
             "chosen_box_skin_iou_mean": float(np.mean(r["blob_iou"])),
             "chosen_box_skin_iou_median": float(np.median(r["blob_iou"])),
             "roi_ms_mean": float(np.mean(r["ms"])),
+            "window_to_label_ratio_median": float(np.median(r["win_ratio"])),
+            "window_to_label_ratio_p90": float(np.quantile(r["win_ratio"], 0.9)),
+            "disparity_abs_err_px_median": float(np.median(np.abs(r["disp_err"]))),
+            "disparity_abs_err_px_mean": float(np.mean(np.abs(r["disp_err"]))),
         }
     return out
 
@@ -116,6 +132,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7, help="generator seed")
     ap.add_argument("--domains", nargs="+", default=["target_lab", "source_studio"])
     ap.add_argument("--roi-config", default="", help="RoiConfig YAML (default: the defaults)")
+    ap.add_argument("--no-refine", action="store_true",
+                    help="also run the current method without the disparity refinement and "
+                    "the border-arm cut (as 'current_no_refine')")
     ap.add_argument("--no-previous", action="store_true",
                     help="skip the previous method (skin blobs + mask stereo + size only)")
     ap.add_argument("--failures-png", default="",
@@ -130,9 +149,12 @@ def main() -> int:
     cv2.setNumThreads(1)
     cfg = RoiConfig.from_yaml(a.roi_config) if a.roi_config else RoiConfig()
     configs = {"current": cfg}
+    if a.no_refine:
+        configs["current_no_refine"] = cfg.replace(refine_disparity=False,
+                                                   max_arm_length_m=1e-3)
     if not a.no_previous:
         configs["previous"] = cfg.replace(dense_stereo=False, refine_skin=False,
-                                          split_forearm=False)
+                                          split_forearm=False, refine_disparity=False)
     out = {}
     t = time.perf_counter()
     for d in a.domains:
