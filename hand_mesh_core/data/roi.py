@@ -55,8 +55,7 @@ from hand_mesh_core.data.config import RoiConfig, SkinConfig
 from hand_mesh_core.data.skin import fit_skin_model, skin_masks_stereo
 from hand_mesh_core.geometry.camera import StereoCamera
 
-__all__ = ["Box", "RoiCandidate", "HandRoi", "match_disparity", "refine_disparity", "box_iou",
-           "dense_disparity",
+__all__ = ["Box", "RoiCandidate", "HandRoi", "match_disparity", "box_iou", "dense_disparity",
            "depth_layers", "split_forearm", "score_candidates", "find_hand_roi",
            "refine_skin_masks", "roi_from_box", "track_hand_roi", "quick_hand_roi",
            "HandRoiTracker", "draw_hand_roi"]
@@ -92,11 +91,6 @@ _PIECES_PER_LAYER = 2
 _LAYER_GAP_M = 0.0
 #: Fewest pixels for a width profile, fewest valid ring pixels for a protrusion, thinnest ring.
 _MIN_SPLIT_PIXELS = 50
-#: Fewest skin pixels of a window for a photometric disparity refinement.
-_MIN_MATCH_PIXELS = 50
-#: The refinement searches the hand's depth layer plus this, px (the start may be a few px off
-#: the layer when the mask match was biased).
-_REFINE_MARGIN_PX = 2.0
 _MIN_RING_PIXELS = 30
 _MIN_RING_PX = 3
 #: Width profile smoothing: moving-average length as a fraction of the blob length.
@@ -339,86 +333,6 @@ def dense_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     if scale > 1:
         disp = cv2.resize(disp, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
     return disp
-
-
-def refine_disparity(left: np.ndarray, right: np.ndarray, window: Box, mask_left: np.ndarray,
-                     disparity_px: float, search_px: float) -> tuple[float, float]:
-    """Sub-pixel disparity of a window's skin pixels by photometric matching.
-
-    The skin mask's blob-to-mask match (:func:`match_disparity`) aligns silhouettes, which the
-    forearm, the colour box's edges and the other view's mask noise bias by several px (5 px
-    median on 32 ``target_lab`` test pairs, i.e. ~3 cm at 0.8 m). Here the left window's
-    horizontal intensity gradient on its skin pixels is one masked template: its sum of
-    squared differences with the right image's gradient is evaluated at every integer
-    disparity in ``disparity_px +- search_px`` (``cv2.matchTemplate`` with a mask, one
-    call), and the minimum refined with a parabola through its neighbours (median error 1.8 px
-    against the labelled hand's median vertex disparity on the same pairs).
-
-    Args:
-        left, right: (H, W, 3) uint8 RGB rectified images.
-        window: ``(x0, y0, w, h)`` of the hand in the left image, px (edge convention).
-        mask_left: (H, W) bool skin mask of the left image.
-        disparity_px: starting disparity, px (> 0).
-        search_px: half-width of the searched range, px (> 0).
-
-    Returns:
-        ``(disparity_px, residual)``: the refined disparity and the mean squared gradient
-        residual per skin pixel at it; ``(disparity_px, inf)`` unchanged when the window holds
-        fewer than ``_MIN_MATCH_PIXELS`` skin pixels whose match stays inside the right image
-        over the whole range, or the minimum lies on the range's end (no peak).
-
-    Raises:
-        ValueError: bad shapes, non-positive disparity or search range.
-    """
-    if left.ndim != 3 or left.shape != right.shape or mask_left.shape != left.shape[:2]:
-        raise ValueError(f"left {left.shape}, right {right.shape} and mask_left "
-                         f"{mask_left.shape} must be (H, W, 3), (H, W, 3) and (H, W)")
-    if not (np.isfinite(disparity_px) and disparity_px > 0):
-        raise ValueError(f"disparity_px must be finite and > 0, got {disparity_px}")
-    if not (np.isfinite(search_px) and search_px > 0):
-        raise ValueError(f"search_px must be finite and > 0, got {search_px}")
-    H, W = mask_left.shape
-    x0, y0 = max(int(np.ceil(window[0])), 0), max(int(np.ceil(window[1])), 0)
-    x1 = min(int(np.ceil(window[0] + window[2])), W)
-    y1 = min(int(np.ceil(window[1] + window[3])), H)
-    d_min = max(int(np.floor(disparity_px - search_px)), 0)
-    d_max = int(np.ceil(disparity_px + search_px))
-    # Only left columns that stay inside the right image over the whole range are compared.
-    x0 = max(x0, d_max)
-    mask = mask_left[y0:y1, x0:x1]
-    if x1 <= x0 or y1 <= y0 or int(mask.sum()) < _MIN_MATCH_PIXELS:
-        return float(disparity_px), float("inf")
-    c0 = x0 - d_max            # strip columns: every right window x0 - d for d in the range
-    grad = []
-    for image, a, b in ((left, x0, x1), (right, c0, x1 - d_min)):
-        grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, a:b]), cv2.COLOR_RGB2GRAY)
-        grad.append(cv2.Sobel(grey.astype(np.float32), cv2.CV_32F, 1, 0, ksize=3))
-    m = mask.astype(np.float32)
-    ssd = cv2.matchTemplate(grad[1], grad[0], cv2.TM_SQDIFF, mask=m)[0][::-1]
-    k = int(np.argmin(ssd))     # index k <-> d = d_min + k
-    if not 0 < k < len(ssd) - 1:
-        # A minimum on the range's end is no peak (a textureless window matches everywhere,
-        # or the hand is not in the searched depth layer): keep the start.
-        return float(disparity_px), float("inf")
-    a, b, c = (float(v) for v in ssd[k - 1:k + 2])
-    denom = a - 2 * b + c
-    offset = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5)) if denom > 0 else 0.0
-    return float(d_min + k + offset), b / float(m.sum())
-
-
-def _refined(left: np.ndarray | None, right: np.ndarray | None, camera: StereoCamera,
-             roi: HandRoi | None, mask_left: np.ndarray | None, config: RoiConfig
-             ) -> HandRoi | None:
-    """``roi`` with its disparity refined by :func:`refine_disparity` (``refine_disparity``
-    on, images and a stereo-matched disparity given), searched over the hand's depth layer."""
-    if (roi is None or not config.refine_disparity or not roi.stereo_matched
-            or not isinstance(left, np.ndarray) or not isinstance(right, np.ndarray)
-            or mask_left is None):
-        return roi
-    d0 = roi.disparity_px
-    search = _layer_tolerance_px(d0, camera.fx_baseline, config) + _REFINE_MARGIN_PX
-    d, _ = refine_disparity(left, right, roi.left, mask_left, d0, search)
-    return replace(roi, disparity_px=d, depth_m=camera.fx_baseline / d)
 
 
 def _layer_tolerance_px(d: float, fx_baseline: float, config: RoiConfig) -> float:
@@ -862,14 +776,12 @@ def find_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     mask_l, mask_r = _masks(left, right, masks, skin_config)
     roi = _best_roi(mask_l, mask_r, camera, config, prior, disparity)
     if roi is None or masks is not None or not have_images or not config.refine_skin:
-        return _refined(left, right, camera, roi, mask_l, config)
+        return roi
     refined = refine_skin_masks(left, right, roi, skin_config, config.refine_max_mahalanobis)
     if refined is None:
-        return _refined(left, right, camera, roi, mask_l, config)
+        return roi
     roi2 = _best_roi(refined[0], refined[1], camera, config, prior, disparity)
-    if roi2 is None:
-        return _refined(left, right, camera, roi, mask_l, config)
-    return _refined(left, right, camera, roi2, refined[0], config)
+    return roi2 if roi2 is not None else roi
 
 
 def refine_skin_masks(left: np.ndarray, right: np.ndarray, roi: HandRoi,
@@ -969,9 +881,8 @@ def roi_from_box(left: np.ndarray, right: np.ndarray, camera: StereoCamera, box:
     else:
         depth = config.default_depth_m
         disparity = camera.fx_baseline / depth
-    roi = HandRoi(_square(box, 0.0), float(disparity), float(depth), float("inf"), "external",
-                  matched)
-    return _refined(left, right, camera, roi, mask_l, config)
+    return HandRoi(_square(box, 0.0), float(disparity), float(depth), float("inf"), "external",
+                   matched)
 
 
 def _check_pair(left: np.ndarray, right: np.ndarray, camera: StereoCamera) -> None:
@@ -1113,14 +1024,8 @@ def track_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera, pr
     if not cands or cands[0].score < config.min_score:
         return None
     best = cands[0]
-    roi = HandRoi(_hand_window(best, camera, config), best.disparity_px,
-                  best.depth_m, best.score, "track", True, best, tuple(cands))
-    if not config.refine_disparity:
-        return roi
-    full_mask = np.zeros((H, W), bool)   # the window's skin mask at full resolution
-    full_mask[y0:y1, c0:x1] = cv2.resize(mask_l.astype(np.uint8), (x1 - c0, y1 - y0),
-                                         interpolation=cv2.INTER_NEAREST) > 0
-    return _refined(left, right, camera, roi, full_mask, config)
+    return HandRoi(_hand_window(best, camera, config), best.disparity_px,
+                   best.depth_m, best.score, "track", True, best, tuple(cands))
 
 
 def quick_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,

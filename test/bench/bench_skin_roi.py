@@ -132,9 +132,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7, help="generator seed")
     ap.add_argument("--domains", nargs="+", default=["target_lab", "source_studio"])
     ap.add_argument("--roi-config", default="", help="RoiConfig YAML (default: the defaults)")
-    ap.add_argument("--no-refine", action="store_true",
-                    help="also run the current method without the disparity refinement and "
-                    "the border-arm cut (as 'current_no_refine')")
+    ap.add_argument("--no-arm-cut", action="store_true",
+                    help="also run the current method without the border-arm cut (as "
+                    "'current_no_arm_cut')")
     ap.add_argument("--no-previous", action="store_true",
                     help="skip the previous method (skin blobs + mask stereo + size only)")
     ap.add_argument("--failures-png", default="",
@@ -149,12 +149,11 @@ def main() -> int:
     cv2.setNumThreads(1)
     cfg = RoiConfig.from_yaml(a.roi_config) if a.roi_config else RoiConfig()
     configs = {"current": cfg}
-    if a.no_refine:
-        configs["current_no_refine"] = cfg.replace(refine_disparity=False,
-                                                   max_arm_length_m=1e-3)
+    if a.no_arm_cut:
+        configs["current_no_arm_cut"] = cfg.replace(max_arm_length_m=1e-3)
     if not a.no_previous:
         configs["previous"] = cfg.replace(dense_stereo=False, refine_skin=False,
-                                          split_forearm=False, refine_disparity=False)
+                                          split_forearm=False)
     out = {}
     t = time.perf_counter()
     for d in a.domains:

@@ -9,8 +9,8 @@ from hand_mesh_core.config.base import ConfigError
 from hand_mesh_core.data.config import RoiConfig
 from hand_mesh_core.data.roi import (
     HandRoiTracker, box_iou, dense_disparity, depth_layers, draw_hand_roi, find_hand_roi,
-    match_disparity, quick_hand_roi, refine_disparity, refine_skin_masks, roi_from_box,
-    score_candidates, split_forearm, track_hand_roi,
+    match_disparity, quick_hand_roi, refine_skin_masks, roi_from_box, score_candidates,
+    split_forearm, track_hand_roi,
 )
 from hand_mesh_core.geometry.camera import StereoCamera
 from shared_data import STB_DIR as REAL
@@ -679,102 +679,3 @@ def test_an_arm_blob_at_the_border_scores_its_hand_end():
             assert cands[0] is cut[0]
             assert cut[0].size_m == pytest.approx(0.2, abs=0.01)
             assert cut[0].bbox_left[1] == y0 - 0.5    # the free (top) end is kept
-
-
-# ------------------------------------------------------------------ disparity refinement
-def _textured_pair(d_true: float, seed: int = 0, size=(240, 320)):
-    """A random-texture left image and its right view shifted by ``d_true`` px (sub-pixel by
-    linear interpolation), plus a mask of a 100 x 80 px region at (200, 80)."""
-    rng = np.random.default_rng(seed)
-    h, w = size
-    tex = cv2.GaussianBlur(rng.integers(0, 256, (h, w)).astype(np.float32), (0, 0), 1.5)
-    tex = cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX)
-    # right(x) = left(x + d): sample the texture d px to the right.
-    shift = np.float32([[1, 0, d_true], [0, 1, 0]])
-    right = cv2.warpAffine(tex, shift, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_REFLECT)
-    rgb = [np.repeat(np.clip(a, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
-           for a in (tex, right)]
-    mask = np.zeros((h, w), bool)
-    mask[80:180, 200:280] = True
-    return rgb[0], rgb[1], mask
-
-
-def _naive_ssd(left, right, window, mask, d):
-    gl = cv2.Sobel(cv2.cvtColor(left, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F, 1, 0)
-    gr = cv2.Sobel(cv2.cvtColor(right, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F, 1, 0)
-    x0, y0, w, h = (int(np.ceil(v)) for v in window)
-    total = 0.0
-    for y in range(y0, y0 + h):
-        for x in range(x0, x0 + w):
-            if mask[y, x]:
-                total += float(gl[y, x] - gr[y, x - d]) ** 2
-    return total
-
-
-@pytest.mark.parametrize("d_true", [60.0, 63.4])
-def test_refine_disparity_recovers_a_textured_shift(d_true):
-    left, right, mask = _textured_pair(d_true)
-    window = (189.5, 69.5, 100.0, 120.0)
-    d, residual = refine_disparity(left, right, window, mask, d_true - 5.0, 8.0)
-    assert d == pytest.approx(d_true, abs=0.25)
-    assert np.isfinite(residual) and residual >= 0
-
-
-def test_refine_disparity_minimum_matches_a_naive_ssd():
-    left, right, mask = _textured_pair(57.0, seed=3)
-    mask[80:180, 200:280] = np.random.default_rng(4).random((100, 80)) < 0.5
-    window = (199.5, 79.5, 80.0, 100.0)
-    d, _ = refine_disparity(left, right, window, mask, 55.0, 6.0)
-    ssd = {k: _naive_ssd(left, right, window, mask, k) for k in range(49, 62)}
-    assert abs(d - min(ssd, key=ssd.get)) <= 0.5
-
-
-def test_refine_disparity_keeps_the_start_without_a_peak():
-    left, right, mask = _textured_pair(60.0)
-    window = (189.5, 69.5, 100.0, 120.0)
-    # The true disparity lies outside the range: the minimum is on its end.
-    assert refine_disparity(left, right, window, mask, 40.0, 5.0) == (40.0, float("inf"))
-    # Textureless window: matches everywhere.
-    flat = np.full_like(left, 90)
-    assert refine_disparity(flat, flat, window, mask, 60.0, 5.0) == (60.0, float("inf"))
-    # Too few skin pixels.
-    few = np.zeros_like(mask)
-    few[100, 220:230] = True
-    assert refine_disparity(left, right, window, few, 60.0, 5.0) == (60.0, float("inf"))
-
-
-def test_refine_disparity_validation():
-    left, right, mask = _textured_pair(60.0)
-    window = (189.5, 69.5, 100.0, 120.0)
-    with pytest.raises(ValueError, match="must be"):
-        refine_disparity(left, right[:-1], window, mask, 60.0, 5.0)
-    with pytest.raises(ValueError, match="must be"):
-        refine_disparity(left, right, window, mask[:-1], 60.0, 5.0)
-    with pytest.raises(ValueError, match="disparity_px"):
-        refine_disparity(left, right, window, mask, 0.0, 5.0)
-    with pytest.raises(ValueError, match="search_px"):
-        refine_disparity(left, right, window, mask, 60.0, float("nan"))
-
-
-def test_find_hand_roi_refines_a_biased_mask_disparity():
-    # A textured hand blob; the right mask is the left one moved by a WRONG disparity (the
-    # colour box failing in the other view), so the mask match says 80 - 4 px; the texture
-    # says 80.
-    d_true, d_mask = 80, 76
-    left, right, _ = _textured_pair(float(d_true), seed=5)
-    ml = np.zeros((240, 320), bool)
-    mr = np.zeros((240, 320), bool)
-    ml[100:220, 200:280] = _hand_blob()
-    mr[100:220, 200 - d_mask:280 - d_mask] = _hand_blob()
-    base = RoiConfig(dense_stereo=False, refine_disparity=False)
-    off = find_hand_roi(left, right, CAM, base, masks=(ml, mr))
-    on = find_hand_roi(left, right, CAM, base.replace(refine_disparity=True), masks=(ml, mr))
-    assert off.disparity_px == pytest.approx(d_mask, abs=0.5)
-    assert on.disparity_px == pytest.approx(d_true, abs=0.3)
-    assert on.depth_m == pytest.approx(CAM.fx_baseline / on.disparity_px)
-    assert on.left == off.left
-    # External boxes are refined the same way.
-    ext = roi_from_box(left, right, CAM, (200, 100, 80, 120),
-                       base.replace(refine_disparity=True), masks=(ml, mr))
-    assert ext.disparity_px == pytest.approx(d_true, abs=0.3)
