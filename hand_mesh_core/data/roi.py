@@ -24,7 +24,9 @@ the left image (:mod:`hand_mesh_core.data.skin`) is scored with more cues:
 * **wrist cut** (``split_forearm``): a blob longer than a hand at its depth also yields its
   hand end, cut at the narrowest section of its width profile (:func:`split_forearm`) when the
   removed part looks like a forearm (convex, no finger gaps); the hand end then scores at
-  least as the whole blob, so the window is the hand's, not hand + forearm.
+  least as the whole blob, so the window is the hand's, not hand + forearm. A blob cut by the
+  image border at one end (an arm entering the picture) longer than ``arm_hand_length_m`` is
+  cut to that length at its free end when no wrist is found.
 * optional **colour refinement** (``refine_skin``): the colour model is refitted on the chosen
   blob and the search repeated (:func:`refine_skin_masks`).
 

@@ -52,9 +52,9 @@ __all__ = [
 
 #: The ``quick`` preset of table1: unlabelled target pairs, test pairs and adaptation steps.
 #: More unlabelled pairs cost little (rendering and the ROI, ~0.1 s a pair; the steps stay):
-#: binocular adaptation lowers the error by 41.3 % with 512 pairs, 40.4 % with 256 and 38.2 %
-#: with 128 (session 4, after the ROI's disparity refinement; docs/results.md).
-QUICK_TABLE1_SIZES = (512, 64, 300)
+#: binocular adaptation lowers the error by 41.3 % with 256 pairs, 40.0 % with 512 and 38.2 %
+#: with 128 (session 4; docs/results.md, "Quick preset").
+QUICK_TABLE1_SIZES = (256, 64, 300)
 #: The ``quick`` preset of table2 (seven adaptation runs, so smaller): 6.3 min on 2 CPU cores.
 QUICK_TABLE2_SIZES = (32, 32, 100)
 #: Adaptation steps of the ``full`` preset (batch 8: 8 epochs of 500 pairs).
