@@ -170,7 +170,8 @@ class RoiConfig(ConfigBase):
         "1.14x / 1.16x the labelled hand's window", unit="m", gt=0.0)
     max_arm_length_m: float = setting(
         0.8, "a border blob longer than this at its depth is no arm (shoulder to fingertip is "
-        "70-80 cm in adults) and is not cut down to a hand", unit="m", gt=0.0)
+        "70-80 cm in adults) and is not cut down to a hand; below arm_hand_length_m the border "
+        "rule is off", unit="m", gt=0.0)
     max_wrist_ratio: float = setting(0.8, "the wrist (narrowest section) must be at most this "
                                      "fraction of the hand piece's widest section", gt=0.0,
                                      le=1.0)

@@ -697,7 +697,9 @@ class _Context:
 
     def forearm(self, blob: np.ndarray, x0: int, y0: int, parent: int,
                 cand: RoiCandidate) -> list[RoiCandidate]:
-        """The hand end of a too-long stereo blob, as an extra candidate."""
+        """The hand end of a too-long stereo blob (longer than ``max_hand_size_m``, or than
+        ``arm_hand_length_m`` for an arm entering from the image border), as an extra
+        candidate."""
         if not self.config.split_forearm or not cand.stereo_ok:
             return []
         h, w = blob.shape

@@ -150,6 +150,7 @@ def main() -> int:
     cfg = RoiConfig.from_yaml(a.roi_config) if a.roi_config else RoiConfig()
     configs = {"current": cfg}
     if a.no_arm_cut:
+        # max_arm_length_m below arm_hand_length_m turns the border rule off
         configs["current_no_arm_cut"] = cfg.replace(max_arm_length_m=1e-3)
     if not a.no_previous:
         configs["previous"] = cfg.replace(dense_stereo=False, refine_skin=False,
