@@ -36,6 +36,9 @@ sys.path.insert(0, str(REPO))
 
 #: An ROI "hits" when it holds at least this fraction of the projected joints.
 HIT_JOINT_FRAC = 0.9
+#: Output side of the label crop compared with the ROI (any value: only the crop's window side
+#: and right-window shift are read, and neither depends on it).
+LABEL_CROP_PX = 128
 
 
 def _in_box(uv: np.ndarray, box) -> np.ndarray:
@@ -57,12 +60,11 @@ def run_domain(domain: str, n: int, seed: int, roi_configs: dict, failures_png: 
     from hand_mesh_core.data.skin import skin_masks_stereo
     from hand_mesh_core.data.synth.config import load_domain
     from hand_mesh_core.data.synth.generator import MASK_HAND, SynthGenerator
+    from hand_mesh_core.train.batch import gt_stereo_crop
 
     torch.set_num_threads(1)
     gen = SynthGenerator(load_domain(domain), nthreads=1)
     iou_box, iou_adaptive, recall = [], [], []
-    from hand_mesh_core.train.batch import gt_stereo_crop
-
     per = {name: {"hits": [], "blob_iou": [], "ms": [], "misses": [], "win_ratio": [],
                   "disp_err": []} for name in roi_configs}
     tiles = []
@@ -84,8 +86,8 @@ def run_domain(domain: str, n: int, seed: int, roi_configs: dict, failures_png: 
             ok = roi is not None and _in_box(uv, roi.left).mean() >= HIT_JOINT_FRAC
             r["hits"].append(bool(ok))
             if roi is not None:
-                label = gt_stereo_crop(s.vertices_m.astype(np.float64), s.camera, 128,
-                                       cfg.margin_frac)
+                label = gt_stereo_crop(s.vertices_m.astype(np.float64), s.camera,
+                                       LABEL_CROP_PX, cfg.margin_frac)
                 r["win_ratio"].append(roi.left[2] / label.left.width)
                 r["disp_err"].append(roi.disparity_px - label.shift_px)
             if roi is not None and roi.candidate is not None:
