@@ -29,6 +29,10 @@ the left image (:mod:`hand_mesh_core.data.skin`) is scored with more cues:
   cut to that length at its free end when no wrist is found.
 * optional **colour refinement** (``refine_skin``): the colour model is refitted on the chosen
   blob and the search repeated (:func:`refine_skin_masks`).
+* **disparity check** (``check_disparity``, images needed): the chosen blob's disparity is
+  measured again on the images, a full-resolution SGBM over its box (:func:`local_disparity`);
+  when the two disagree by more than ``max_disparity_disagreement_px`` the image's wins (a
+  mask match can lock onto a merged neighbour or a periodic offset, tens of px off).
 
 Known limits: a hand whose colour leaves the skin box (dark skin in shadow) is barely in the
 mask and cannot be found; SGBM is unreliable on repetitive stripes, which can give background
@@ -58,9 +62,9 @@ from hand_mesh_core.data.skin import fit_skin_model, skin_masks_stereo
 from hand_mesh_core.geometry.camera import StereoCamera
 
 __all__ = ["Box", "RoiCandidate", "HandRoi", "match_disparity", "box_iou", "dense_disparity",
-           "depth_layers", "split_forearm", "score_candidates", "find_hand_roi",
-           "refine_skin_masks", "roi_from_box", "track_hand_roi", "quick_hand_roi",
-           "HandRoiTracker", "draw_hand_roi"]
+           "depth_layers", "local_disparity", "split_forearm", "score_candidates",
+           "find_hand_roi", "refine_skin_masks", "roi_from_box", "track_hand_roi",
+           "quick_hand_roi", "HandRoiTracker", "draw_hand_roi"]
 
 Box = tuple[float, float, float, float]
 #: cv2.convexityDefects reports depths in fixed point with 8 fractional bits (OpenCV docs).
@@ -104,6 +108,9 @@ _CONFIG_CACHE_SIZE = 16
 _TRACK_EDGE_PX = 0.5
 #: Pixels within this of an end along the axis are the end's tip (border test), px.
 _END_BAND_PX = 3.0
+#: Fewest skin pixels with a local SGBM disparity for :func:`local_disparity` to answer (the
+#: median of fewer is noise; a hand at 2 m still has ~ 1000 skin pixels at 640x480).
+_MIN_LOCAL_PIXELS = 30
 
 
 @dataclass(frozen=True)
@@ -335,6 +342,65 @@ def dense_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     if scale > 1:
         disp = cv2.resize(disp, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
     return disp
+
+
+def local_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
+                    mask_left: np.ndarray, box: Box, disparity_px: float,
+                    config: RoiConfig | None = None) -> float:
+    """The median full-resolution SGBM disparity of the skin pixels in a box.
+
+    OpenCV's semi-global matching runs on the grey box (with the columns to its left that the
+    search needs) at full resolution, over ``disparity_px +- tol``, where ``tol`` is the
+    disparity span of ``+- hand_depth_halfrange_m`` at that disparity (a depth layer's span).
+    Only ``mask_left`` pixels inside the box with a valid disparity count.
+
+    Args:
+        left, right: (H, W, 3) uint8 RGB rectified images of ``camera``'s size.
+        camera: the pair.
+        mask_left: (H, W) bool left skin mask.
+        box: ``(x0, y0, w, h)`` in the left image, px (pixels whose centres lie inside count).
+        disparity_px: the centre of the search, px, > 0 (e.g. the mask-matched disparity).
+        config: settings (``hand_depth_halfrange_m``, ``sgbm_block_px``).
+
+    Returns:
+        The median disparity, px; 0.0 when fewer than ``_MIN_LOCAL_PIXELS`` pixels have one.
+
+    Raises:
+        ValueError: ``mask_left`` not (H, W), or ``disparity_px`` not finite and > 0.
+    """
+    config = RoiConfig.resolve(config)
+    _check_pair(left, right, camera)
+    if mask_left.shape != (camera.height, camera.width):
+        raise ValueError(f"mask_left must be {(camera.height, camera.width)} (the camera size), "
+                         f"got {mask_left.shape}")
+    if not (np.isfinite(disparity_px) and disparity_px > 0):
+        raise ValueError(f"disparity_px must be finite and > 0, got {disparity_px!r}")
+    box = _check_box(box, "box")
+    sel = _box_mask(mask_left.shape, box) & mask_left
+    ys, xs = np.nonzero(sel)
+    if len(xs) < _MIN_LOCAL_PIXELS:
+        return 0.0
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+    tol = _layer_tolerance_px(disparity_px, camera.fx_baseline, config)
+    lo = max(int(np.floor(disparity_px - tol)), 0)
+    num = -(-(int(np.ceil(disparity_px + tol)) - lo + 1) // _SGBM_DISPARITY_STEP) \
+        * _SGBM_DISPARITY_STEP
+    # SGBM reads lo + num columns to the left of a pixel: take them from the image where they
+    # exist, pad with black where they do not.
+    c0 = max(x0 - lo - num, 0)
+    pad = lo + num - (x0 - c0)
+    grey = [cv2.copyMakeBorder(cv2.cvtColor(im[y0:y1, c0:x1], cv2.COLOR_RGB2GRAY), 0, 0, pad,
+                               0, cv2.BORDER_CONSTANT, value=0) for im in (left, right)]
+    block = config.sgbm_block_px
+    sgbm = cv2.StereoSGBM_create(minDisparity=lo, numDisparities=num, blockSize=block,
+                                 P1=_SGBM_P1 * block * block, P2=_SGBM_P2 * block * block,
+                                 uniquenessRatio=_SGBM_UNIQUENESS, disp12MaxDiff=1)
+    raw = sgbm.compute(grey[0], grey[1])[:, pad + x0 - c0:]
+    values = raw[sel[y0:y1, x0:x1]]
+    values = values[values >= lo * _SGBM_SUBPIXEL]
+    if len(values) < _MIN_LOCAL_PIXELS:
+        return 0.0
+    return float(np.median(values)) / _SGBM_SUBPIXEL
 
 
 def _layer_tolerance_px(d: float, fx_baseline: float, config: RoiConfig) -> float:
@@ -759,7 +825,10 @@ def find_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     With ``config.dense_stereo`` (and images given) a dense disparity splits the blobs into
     depth layers and scores their protrusion; with ``config.refine_skin`` (and no ``masks``
     given) the colour model is then refitted on the chosen blob in both views, the pair is
-    re-segmented and searched again with the first result as the prior.
+    re-segmented and searched again with the first result as the prior. With
+    ``config.check_disparity`` (and images given) the chosen blob's disparity is measured again
+    (:func:`local_disparity`) and replaced when the two differ by more than
+    ``max_disparity_disagreement_px``; the window then follows the new depth.
 
     Args:
         left, right: (H, W, 3) uint8 RGB rectified images (may be None with ``masks``: then
@@ -779,13 +848,35 @@ def find_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
                  if config.dense_stereo and have_images else None)
     mask_l, mask_r = _masks(left, right, masks, skin_config)
     roi = _best_roi(mask_l, mask_r, camera, config, prior, disparity)
-    if roi is None or masks is not None or not have_images or not config.refine_skin:
+    if roi is not None and have_images and config.refine_skin and masks is None:
+        refined = refine_skin_masks(left, right, roi, skin_config, config.refine_max_mahalanobis)
+        roi2 = (None if refined is None
+                else _best_roi(refined[0], refined[1], camera, config, prior, disparity))
+        if roi2 is not None:
+            roi, mask_l = roi2, refined[0]
+    if roi is not None and have_images and config.check_disparity:
+        roi = _checked_disparity(roi, left, right, camera, mask_l, config)
+    return roi
+
+
+def _checked_disparity(roi: HandRoi, left: np.ndarray, right: np.ndarray,
+                       camera: StereoCamera, mask_left: np.ndarray, config: RoiConfig
+                       ) -> HandRoi:
+    """``roi`` with its candidate's disparity measured again (:func:`local_disparity`) and
+    replaced when the two differ by more than ``max_disparity_disagreement_px``."""
+    cand = roi.candidate
+    if cand is None or not cand.stereo_ok:
         return roi
-    refined = refine_skin_masks(left, right, roi, skin_config, config.refine_max_mahalanobis)
-    if refined is None:
+    d = local_disparity(left, right, camera, mask_left, cand.bbox_left, cand.disparity_px,
+                        config)
+    if d <= 0 or abs(d - cand.disparity_px) <= config.max_disparity_disagreement_px:
         return roi
-    roi2 = _best_roi(refined[0], refined[1], camera, config, prior, disparity)
-    return roi2 if roi2 is not None else roi
+    depth = camera.fx_baseline / d
+    x0, y0, w, h = cand.bbox_left
+    cand = replace(cand, disparity_px=d, depth_m=depth,
+                   size_m=max(w, h) * depth / min(camera.fx, camera.fy))
+    return replace(roi, left=_hand_window(cand, camera, config), disparity_px=d, depth_m=depth,
+                   candidate=cand)
 
 
 def refine_skin_masks(left: np.ndarray, right: np.ndarray, roi: HandRoi,
@@ -858,8 +949,9 @@ def roi_from_box(left: np.ndarray, right: np.ndarray, camera: StereoCamera, box:
     """An ROI from an external box (a detector's), with its disparity measured on skin.
 
     The window is the square around ``box`` (no extra margin: the detector's box is trusted).
-    The disparity matches the left skin pixels inside the box against the right mask; when that
-    fails (IoU below ``min_stereo_iou``) it comes from ``config.default_depth_m``.
+    The disparity matches the left skin pixels inside the box against the right mask, checked
+    on the images as in :func:`find_hand_roi` (``check_disparity``); when the match fails (IoU
+    below ``min_stereo_iou``) it comes from ``config.default_depth_m``.
 
     Args:
         left, right: (H, W, 3) uint8 RGB rectified images.
@@ -880,6 +972,11 @@ def roi_from_box(left: np.ndarray, right: np.ndarray, camera: StereoCamera, box:
         d_min, d_max = _disparity_range(camera, config)
         disparity, iou = match_disparity(mask_l[y0:y1, x0:x1], x0, y0, mask_r, d_min, d_max)
     matched = iou >= config.min_stereo_iou and disparity > 0
+    if (matched and config.check_disparity and isinstance(left, np.ndarray)
+            and isinstance(right, np.ndarray)):
+        d = local_disparity(left, right, camera, mask_l, box, disparity, config)
+        if d > 0 and abs(d - disparity) > config.max_disparity_disagreement_px:
+            disparity = d
     if matched:
         depth = camera.fx_baseline / disparity
     else:
@@ -945,6 +1042,9 @@ def track_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera, pr
     disparity searched is the whole depth range, or the prior's depth +-
     ``track_max_depth_change_m`` when ``prior_disparity_px`` is given. Metric cues (depth,
     size) are unchanged by the reduction; boxes and disparities are returned in full-image px.
+    The disparity is not checked on the images (``check_disparity`` is the full search's):
+    the fast path's gross errors are wrong blobs, which the check cannot fix, and it would add
+    2-6 ms.
 
     About 1-3 ms at 640x480 for a hand of ~150 px (window 300 px, reduction 2) against
     50-100 ms for :func:`find_hand_roi`; it cannot find a hand that left the window, and a

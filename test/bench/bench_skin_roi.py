@@ -11,11 +11,13 @@ For ``N`` samples of each domain (``SynthGenerator(load_domain(name)).generate(i
 * window tightness: the ROI window's side over the labelled hand's window side (the training
   crop, ``gt_stereo_crop`` with the same margin; 1 = as tight as the network was trained on);
 * disparity error: the ROI disparity minus the labelled hand's median vertex disparity (what
-  the training crops shift the right window by), px.
+  the training crops shift the right window by), px; its median, mean and the count of gross
+  errors (above ``GROSS_DISPARITY_ERR_PX``).
 
 The ROI runs twice on the same images: "current" (the given RoiConfig) and "previous" (the
-same with dense_stereo, refine_skin and split_forearm off: the previous method), so the two are
-compared on identical renders even while the generator changes.
+same with dense_stereo, refine_skin, split_forearm and check_disparity off: the previous
+method), so the two are compared on identical renders even while the generator changes.
+``--no-arm-cut`` and ``--no-disparity-check`` add the current method without one feature.
 
 Prints one JSON object. On a shared 2-core machine N=30 takes about a minute per domain.
 
@@ -39,6 +41,9 @@ HIT_JOINT_FRAC = 0.9
 #: Output side of the label crop compared with the ROI (any value: only the crop's window side
 #: and right-window shift are read, and neither depends on it).
 LABEL_CROP_PX = 128
+#: A disparity error above this is gross: a wrong blob or a wrong mask match, not noise (the
+#: mask match's median error is 2-2.5 px on target_lab; 15 px is ~10 % of the depth at 0.7 m).
+GROSS_DISPARITY_ERR_PX = 15.0
 
 
 def _in_box(uv: np.ndarray, box) -> np.ndarray:
@@ -124,6 +129,7 @@ def run_domain(domain: str, n: int, seed: int, roi_configs: dict, failures_png: 
             "window_to_label_ratio_p90": float(np.quantile(r["win_ratio"], 0.9)),
             "disparity_abs_err_px_median": float(np.median(np.abs(r["disp_err"]))),
             "disparity_abs_err_px_mean": float(np.mean(np.abs(r["disp_err"]))),
+            "disparity_gross_errors": int(np.sum(np.abs(r["disp_err"]) > GROSS_DISPARITY_ERR_PX)),
         }
     return out
 
@@ -137,6 +143,9 @@ def main() -> int:
     ap.add_argument("--no-arm-cut", action="store_true",
                     help="also run the current method without the border-arm cut (as "
                     "'current_no_arm_cut')")
+    ap.add_argument("--no-disparity-check", action="store_true",
+                    help="also run the current method without the disparity check (as "
+                    "'current_no_check')")
     ap.add_argument("--no-previous", action="store_true",
                     help="skip the previous method (skin blobs + mask stereo + size only)")
     ap.add_argument("--failures-png", default="",
@@ -154,9 +163,11 @@ def main() -> int:
     if a.no_arm_cut:
         # max_arm_length_m below arm_hand_length_m turns the border rule off
         configs["current_no_arm_cut"] = cfg.replace(max_arm_length_m=1e-3)
+    if a.no_disparity_check:
+        configs["current_no_check"] = cfg.replace(check_disparity=False)
     if not a.no_previous:
         configs["previous"] = cfg.replace(dense_stereo=False, refine_skin=False,
-                                          split_forearm=False)
+                                          split_forearm=False, check_disparity=False)
     out = {}
     t = time.perf_counter()
     for d in a.domains:

@@ -9,8 +9,8 @@ from hand_mesh_core.config.base import ConfigError
 from hand_mesh_core.data.config import RoiConfig
 from hand_mesh_core.data.roi import (
     HandRoiTracker, box_iou, dense_disparity, depth_layers, draw_hand_roi, find_hand_roi,
-    match_disparity, quick_hand_roi, refine_skin_masks, roi_from_box, score_candidates,
-    split_forearm, track_hand_roi,
+    local_disparity, match_disparity, quick_hand_roi, refine_skin_masks, roi_from_box,
+    score_candidates, split_forearm, track_hand_roi,
 )
 from hand_mesh_core.geometry.camera import StereoCamera
 from shared_data import STB_DIR as REAL
@@ -343,6 +343,89 @@ def test_hand_in_front_beats_a_coplanar_skin_patch():
     # Refinement keeps the hand.
     roi2 = find_hand_roi(left, right, CAM, RoiConfig(refine_skin=True))
     assert box_iou(roi2.left, roi.left) > 0.8
+
+
+def _hand_mask(x0=200):
+    mask = np.zeros((240, 320), bool)
+    mask[100:220, x0:x0 + 80] = _hand_blob()
+    return mask
+
+
+@pytest.mark.parametrize("start_px", [66.0, 80.0, 94.0])
+def test_local_disparity_recovers_the_hand_from_a_start_within_its_layer(start_px):
+    # The layer's span at d = 80 px for CAM: 80^2 * 0.1 / 40 = 16 px each side.
+    left, right = _stereo_scene(patch=False)
+    d = local_disparity(left, right, CAM, _hand_mask(), (199.5, 99.5, 80.0, 120.0), start_px)
+    assert d == pytest.approx(HAND_D, abs=0.25)
+
+
+def test_local_disparity_near_the_left_border_pads_the_search():
+    # Shift the pair 150 columns left (a rectified pair stays one): the hand's box starts at
+    # x = 50, fewer columns than the search reaches to its left.
+    left, right = _stereo_scene(patch=False)
+    c = 150
+    left2, right2 = (np.concatenate([im[:, c:], np.zeros((240, c, 3), np.uint8)], 1)
+                     for im in (left, right))
+    mask = np.concatenate([_hand_mask()[:, c:], np.zeros((240, c), bool)], 1)
+    d = local_disparity(left2, right2, CAM, mask, (199.5 - c, 99.5, 80.0, 120.0), 78.0)
+    assert d == pytest.approx(HAND_D, abs=0.25)
+
+
+def test_local_disparity_without_skin_and_validation():
+    left, right = _stereo_scene(patch=False)
+    mask = _hand_mask()
+    box = (199.5, 99.5, 80.0, 120.0)
+    assert local_disparity(left, right, CAM, np.zeros_like(mask), box, 80.0) == 0.0
+    few = np.zeros_like(mask)
+    few[150, 240:260] = True                              # 20 px < the 30 needed
+    assert local_disparity(left, right, CAM, few, box, 80.0) == 0.0
+    with pytest.raises(ValueError, match="mask_left must be"):
+        local_disparity(left, right, CAM, mask[:10], box, 80.0)
+    for bad in (0.0, -3.0, float("nan")):
+        with pytest.raises(ValueError, match="disparity_px must be finite and > 0"):
+            local_disparity(left, right, CAM, mask, box, bad)
+    with pytest.raises(ValueError, match="camera size"):
+        local_disparity(left[:10], right, CAM, mask, box, 80.0)
+
+
+def test_find_hand_roi_replaces_a_wrong_mask_match_with_the_local_disparity():
+    # The right mask puts the hand 15 px too far left (a skin mask merged with a neighbour,
+    # or a periodic match): the mask match says 95 px, the images say 80 px.
+    left, right = _stereo_scene(patch=False)
+    ml = _hand_mask()
+    wrong = _hand_mask(200 - 95)
+    off = find_hand_roi(left, right, CAM, RoiConfig(check_disparity=False), masks=(ml, wrong))
+    assert off.disparity_px == pytest.approx(95.0, abs=0.5)
+    roi = find_hand_roi(left, right, CAM, masks=(ml, wrong))
+    assert roi.disparity_px == pytest.approx(HAND_D, abs=0.25)
+    assert roi.candidate.disparity_px == roi.disparity_px
+    assert roi.depth_m == pytest.approx(CAM.fx_baseline / roi.disparity_px)
+    _, _, w, h = roi.candidate.bbox_left
+    assert roi.candidate.size_m == pytest.approx(max(w, h) * roi.depth_m / CAM.fx)
+    # The window follows the depth (min_window_size_m at 0.5 m, not at 0.42 m), same centre.
+    side = RoiConfig().min_window_size_m * CAM.fx / roi.depth_m * (1 + 2 * RoiConfig().margin_frac)
+    assert roi.left[2] == pytest.approx(side)
+    assert roi.center_uv == pytest.approx(off.center_uv)
+    # Within max_disparity_disagreement_px the mask match stays.
+    near = find_hand_roi(left, right, CAM, masks=(ml, _hand_mask(200 - 83)))
+    assert near.disparity_px == pytest.approx(83.0, abs=0.5)
+    loose = RoiConfig(max_disparity_disagreement_px=20.0)
+    assert find_hand_roi(left, right, CAM, loose, masks=(ml, wrong)).disparity_px == \
+        pytest.approx(95.0, abs=0.5)
+    # Masks only (no images): nothing to check against.
+    assert find_hand_roi(None, None, CAM, masks=(ml, wrong)).disparity_px == \
+        pytest.approx(95.0, abs=0.5)
+    # An external box is checked the same way.
+    box = (195, 95, 90, 130)
+    ext = roi_from_box(left, right, CAM, box, masks=(ml, wrong))
+    assert ext.disparity_px == pytest.approx(HAND_D, abs=0.25)
+    assert ext.depth_m == pytest.approx(CAM.fx_baseline / ext.disparity_px)
+    for cfg, images in ((RoiConfig(check_disparity=False), (left, right)),
+                        (RoiConfig(), (None, None))):
+        unchecked = roi_from_box(*images, CAM, box, cfg, masks=(ml, wrong))
+        assert unchecked.disparity_px == pytest.approx(95.0, abs=0.5)
+    with pytest.raises(ConfigError, match="max_disparity_disagreement_px"):
+        RoiConfig(max_disparity_disagreement_px=0.0)
 
 
 def test_forearm_split_gives_a_hand_candidate_with_masks_only():
