@@ -304,6 +304,15 @@ def _size_score(size_m: float, config: RoiConfig) -> float:
     return float(max(0.0, 1.0 - outside / config.size_tolerance_m))
 
 
+def _sgbm(min_disparity: int, num_disparities: int, block: int) -> cv2.StereoSGBM:
+    """OpenCV's semi-global matcher with this module's settings (``_SGBM_*``) for grey images;
+    ``num_disparities`` a multiple of ``_SGBM_DISPARITY_STEP``."""
+    return cv2.StereoSGBM_create(minDisparity=min_disparity, numDisparities=num_disparities,
+                                 blockSize=block, P1=_SGBM_P1 * block * block,
+                                 P2=_SGBM_P2 * block * block, uniquenessRatio=_SGBM_UNIQUENESS,
+                                 disp12MaxDiff=1)
+
+
 def dense_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
                     config: RoiConfig | None = None) -> np.ndarray:
     """Dense left disparity (OpenCV semi-global matching) over the ROI depth range.
@@ -332,11 +341,7 @@ def dense_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     num = -(-(hi - lo + 1) // _SGBM_DISPARITY_STEP) * _SGBM_DISPARITY_STEP
     pad = lo + num
     grey = [cv2.copyMakeBorder(g, 0, 0, pad, 0, cv2.BORDER_CONSTANT, value=0) for g in grey]
-    block = config.sgbm_block_px
-    sgbm = cv2.StereoSGBM_create(minDisparity=lo, numDisparities=num, blockSize=block,
-                                 P1=_SGBM_P1 * block * block, P2=_SGBM_P2 * block * block,
-                                 uniquenessRatio=_SGBM_UNIQUENESS, disp12MaxDiff=1)
-    raw = sgbm.compute(grey[0], grey[1])[:, pad:]
+    raw = _sgbm(lo, num, config.sgbm_block_px).compute(grey[0], grey[1])[:, pad:]
     disp = raw.astype(np.float32) / _SGBM_SUBPIXEL * scale
     disp[raw < lo * _SGBM_SUBPIXEL] = 0.0
     if scale > 1:
@@ -391,11 +396,7 @@ def local_disparity(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     pad = lo + num - (x0 - c0)
     grey = [cv2.copyMakeBorder(cv2.cvtColor(im[y0:y1, c0:x1], cv2.COLOR_RGB2GRAY), 0, 0, pad,
                                0, cv2.BORDER_CONSTANT, value=0) for im in (left, right)]
-    block = config.sgbm_block_px
-    sgbm = cv2.StereoSGBM_create(minDisparity=lo, numDisparities=num, blockSize=block,
-                                 P1=_SGBM_P1 * block * block, P2=_SGBM_P2 * block * block,
-                                 uniquenessRatio=_SGBM_UNIQUENESS, disp12MaxDiff=1)
-    raw = sgbm.compute(grey[0], grey[1])[:, pad + x0 - c0:]
+    raw = _sgbm(lo, num, config.sgbm_block_px).compute(grey[0], grey[1])[:, pad + x0 - c0:]
     values = raw[sel[y0:y1, x0:x1]]
     values = values[values >= lo * _SGBM_SUBPIXEL]
     if len(values) < _MIN_LOCAL_PIXELS:
