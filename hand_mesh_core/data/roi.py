@@ -860,20 +860,29 @@ def find_hand_roi(left: np.ndarray, right: np.ndarray, camera: StereoCamera,
     return roi
 
 
+def _checked(left: np.ndarray, right: np.ndarray, camera: StereoCamera, mask_left: np.ndarray,
+             box: Box, disparity_px: float, config: RoiConfig) -> float:
+    """``disparity_px`` (a mask match of the skin in ``box``), or :func:`local_disparity` when
+    the two differ by more than ``max_disparity_disagreement_px``."""
+    d = local_disparity(left, right, camera, mask_left, box, disparity_px, config)
+    if d > 0 and abs(d - disparity_px) > config.max_disparity_disagreement_px:
+        return d
+    return disparity_px
+
+
 def _checked_disparity(roi: HandRoi, left: np.ndarray, right: np.ndarray,
                        camera: StereoCamera, mask_left: np.ndarray, config: RoiConfig
                        ) -> HandRoi:
-    """``roi`` with its candidate's disparity measured again (:func:`local_disparity`) and
-    replaced when the two differ by more than ``max_disparity_disagreement_px``."""
+    """``roi`` with its candidate's disparity checked (:func:`_checked`); the candidate's depth
+    and size and the window follow a replaced disparity."""
     cand = roi.candidate
     if cand is None or not cand.stereo_ok:
         return roi
-    d = local_disparity(left, right, camera, mask_left, cand.bbox_left, cand.disparity_px,
-                        config)
-    if d <= 0 or abs(d - cand.disparity_px) <= config.max_disparity_disagreement_px:
+    d = _checked(left, right, camera, mask_left, cand.bbox_left, cand.disparity_px, config)
+    if d == cand.disparity_px:
         return roi
     depth = camera.fx_baseline / d
-    x0, y0, w, h = cand.bbox_left
+    _, _, w, h = cand.bbox_left
     cand = replace(cand, disparity_px=d, depth_m=depth,
                    size_m=max(w, h) * depth / min(camera.fx, camera.fy))
     return replace(roi, left=_hand_window(cand, camera, config), disparity_px=d, depth_m=depth,
@@ -975,9 +984,7 @@ def roi_from_box(left: np.ndarray, right: np.ndarray, camera: StereoCamera, box:
     matched = iou >= config.min_stereo_iou and disparity > 0
     if (matched and config.check_disparity and isinstance(left, np.ndarray)
             and isinstance(right, np.ndarray)):
-        d = local_disparity(left, right, camera, mask_l, box, disparity, config)
-        if d > 0 and abs(d - disparity) > config.max_disparity_disagreement_px:
-            disparity = d
+        disparity = _checked(left, right, camera, mask_l, box, disparity, config)
     if matched:
         depth = camera.fx_baseline / disparity
     else:
